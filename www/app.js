@@ -22,6 +22,8 @@
   const $ = (id) => document.getElementById(id);
   const ui = {
     status: $('status'),
+    statusText: $('status-text'),
+    statusCountdown: $('status-countdown'),
     nameView: $('name-view'),
     nameForm: $('name-form'),
     nameInput: $('name-input'),
@@ -54,10 +56,12 @@
 
   // ---------------------------------------------------------------- status
 
-  function setStatus(state, text) {
+  function setStatus(state, text, countdown = '') {
     ui.status.dataset.state = state;
-    ui.status.textContent = text;
     document.body.dataset.state = state;
+    // Only touch the live text when it changes, so it is announced once.
+    if (ui.statusText.textContent !== text) ui.statusText.textContent = text;
+    ui.statusCountdown.textContent = countdown;
   }
 
   function clearTimers() {
@@ -126,7 +130,7 @@
     const due = Date.now() + delay;
     const tick = () => {
       const secs = Math.max(1, Math.ceil((due - Date.now()) / 1000));
-      setStatus('reconnecting', 'Reconnecting in ' + secs + ' s…');
+      setStatus('reconnecting', 'Reconnecting', ' in ' + secs + ' s…');
     };
     tick();
     countdownTimer = setInterval(tick, 250);
