@@ -1,0 +1,292 @@
+//! What the chat server says, and the rules for names.
+//!
+//! Every text frame the server sends on `/chat` is exactly one JSON object with a `type` set by
+//! the server. What users typed only ever appears inside JSON string values, escaped here, so
+//! no input can turn into a notice or into another member's message: the encoding is the
+//! forgery protection. Clients send plain text: first their name, then messages. The README has
+//! the full protocol.
+
+use std::fmt::Write;
+
+/// One thing the server tells a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// Your name was accepted; `members` are the others already in the room.
+    Welcome {
+        /// The accepted (trimmed) name.
+        name: &'a str,
+        /// Everyone else present.
+        members: &'a [&'a str],
+    },
+    /// Your name was refused; try another.
+    NameRefused {
+        /// Why, for a person to read.
+        reason: &'a str,
+    },
+    /// A chat message.
+    Message {
+        /// The sender's name.
+        from: &'a str,
+        /// What they said.
+        text: &'a str,
+        /// True for messages replayed to a newcomer.
+        backlog: bool,
+    },
+    /// Someone joined.
+    Join {
+        /// Their name.
+        name: &'a str,
+    },
+    /// Someone left.
+    Leave {
+        /// Their name.
+        name: &'a str,
+    },
+}
+
+impl Event<'_> {
+    /// The event as one JSON object.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(64);
+        match *self {
+            Event::Welcome { name, members } => {
+                out.push_str(r#"{"type":"welcome","name":"#);
+                push_json_string(&mut out, name);
+                out.push_str(r#","members":["#);
+                for (i, member) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    push_json_string(&mut out, member);
+                }
+                out.push_str("]}");
+            }
+            Event::NameRefused { reason } => {
+                out.push_str(r#"{"type":"name-refused","reason":"#);
+                push_json_string(&mut out, reason);
+                out.push('}');
+            }
+            Event::Message {
+                from,
+                text,
+                backlog,
+            } => {
+                out.push_str(r#"{"type":"message","from":"#);
+                push_json_string(&mut out, from);
+                out.push_str(r#","text":"#);
+                push_json_string(&mut out, text);
+                if backlog {
+                    out.push_str(r#","backlog":true"#);
+                }
+                out.push('}');
+            }
+            Event::Join { name } | Event::Leave { name } => {
+                let kind = if matches!(self, Event::Join { .. }) {
+                    "join"
+                } else {
+                    "leave"
+                };
+                out.push_str(r#"{"type":""#);
+                out.push_str(kind);
+                out.push_str(r#"","name":"#);
+                push_json_string(&mut out, name);
+                out.push('}');
+            }
+        }
+        out
+    }
+}
+
+/// Appends `s` as a JSON string literal (RFC 8259 section 7): quotes, backslashes and control
+/// characters escaped. `<`, `>` and `&` are escaped too, so the output is also safe to embed
+/// in HTML by a careless client, and U+2028/U+2029 for old JavaScript parsers.
+pub fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}') => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Longest name, in characters.
+pub const MAX_NAME_CHARS: usize = 32;
+
+/// Why a name was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameError {
+    /// Nothing left after trimming.
+    Empty,
+    /// Over [`MAX_NAME_CHARS`] characters.
+    TooLong,
+    /// Contains control characters, or invisible and direction-changing ones that would let
+    /// one name pose as another.
+    BadCharacters,
+    /// Someone in the room has this name, or one that looks the same.
+    Taken,
+}
+
+impl NameError {
+    /// The reason shown to the user.
+    pub fn reason(self) -> &'static str {
+        match self {
+            NameError::Empty => "a name needs at least one visible character",
+            NameError::TooLong => "a name may have at most 32 characters",
+            NameError::BadCharacters => "a name may not contain control or invisible characters",
+            NameError::Taken => "that name is taken: pick another",
+        }
+    }
+}
+
+/// Checks a requested name and returns it trimmed.
+pub fn clean_name(raw: &str) -> Result<&str, NameError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    // Count characters without walking more than needed: a 10,000-character name stops here.
+    if name.chars().nth(MAX_NAME_CHARS).is_some() {
+        return Err(NameError::TooLong);
+    }
+    if name.chars().any(|c| c.is_control() || is_invisible(c)) {
+        return Err(NameError::BadCharacters);
+    }
+    Ok(name)
+}
+
+/// Zero-width characters and bidirectional controls (Unicode category Cf, the ones seen in
+/// spoofing): they render as nothing or reorder text.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}')
+}
+
+/// The key under which a name must be unique: case-folded, with full-width forms and the
+/// common Cyrillic and Greek look-alikes of Latin letters mapped to Latin, and inner runs of
+/// whitespace collapsed. "Alice", "ALICE", "Аlice" (Cyrillic А) and "Ａｌｉｃｅ" share one key.
+/// This is a small, explicit table, not the whole Unicode confusables list.
+pub fn name_key(name: &str) -> String {
+    let mut key = String::with_capacity(name.len());
+    let mut last_space = false;
+    for c in name.chars().flat_map(char::to_lowercase) {
+        let c = fold_lookalike(c);
+        if c.is_whitespace() {
+            if !last_space {
+                key.push(' ');
+            }
+            last_space = true;
+        } else {
+            key.push(c);
+            last_space = false;
+        }
+    }
+    key
+}
+
+fn fold_lookalike(c: char) -> char {
+    // Full-width ASCII (U+FF01..U+FF5E) sits at a fixed offset from ASCII.
+    if ('\u{FF01}'..='\u{FF5E}').contains(&c) {
+        let ascii = char::from_u32(c as u32 - 0xFEE0).unwrap_or(c);
+        return ascii.to_ascii_lowercase();
+    }
+    match c {
+        'а' | 'α' => 'a',
+        'в' | 'β' => 'b',
+        'с' | 'ϲ' => 'c',
+        'ԁ' => 'd',
+        'е' | 'ε' => 'e',
+        'һ' => 'h',
+        'і' | 'ι' | 'ı' => 'i',
+        'ј' => 'j',
+        'к' | 'κ' => 'k',
+        'м' => 'm',
+        'п' | 'η' => 'n',
+        'о' | 'ο' | 'σ' => 'o',
+        'р' | 'ρ' => 'p',
+        'ѕ' => 's',
+        'т' | 'τ' => 't',
+        'υ' => 'u',
+        'ν' => 'v',
+        'ѡ' | 'ω' => 'w',
+        'х' | 'χ' => 'x',
+        'у' | 'γ' => 'y',
+        '\u{00A0}' | '\u{2000}'..='\u{200A}' | '\u{3000}' => ' ',
+        c => c,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_text_stays_inside_strings() {
+        let forged = r#"hi","type":"join","name":"mallory"#;
+        let json = Event::Message {
+            from: "eve",
+            text: forged,
+            backlog: false,
+        }
+        .to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"message","from":"eve","text":"hi\",\"type\":\"join\",\"name\":\"mallory"}"#
+        );
+        let json = Event::Join { name: "a\u{1}<b>" }.to_json();
+        assert_eq!(json, r#"{"type":"join","name":"a\u0001\u003cb\u003e"}"#);
+    }
+
+    #[test]
+    fn welcome_lists_members() {
+        let json = Event::Welcome {
+            name: "bob",
+            members: &["alice", "carol"],
+        }
+        .to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"welcome","name":"bob","members":["alice","carol"]}"#
+        );
+    }
+
+    #[test]
+    fn name_rules() {
+        assert_eq!(clean_name("  alice "), Ok("alice"));
+        assert_eq!(clean_name("   "), Err(NameError::Empty));
+        assert_eq!(clean_name(&"x".repeat(33)), Err(NameError::TooLong));
+        assert_eq!(clean_name(&"é".repeat(32)), Ok("é".repeat(32).as_str()));
+        assert_eq!(clean_name("a\u{7}b"), Err(NameError::BadCharacters));
+        assert_eq!(clean_name("ali\u{200B}ce"), Err(NameError::BadCharacters));
+        assert_eq!(clean_name("\u{202E}ecila"), Err(NameError::BadCharacters));
+    }
+
+    #[test]
+    fn lookalikes_share_a_key() {
+        let key = name_key("alice");
+        for other in [
+            "Alice",
+            "ALICE",
+            "\u{410}lice",
+            "\u{FF21}\u{FF4C}\u{FF49}\u{FF43}\u{FF45}",
+        ] {
+            assert_eq!(name_key(other), key, "{other}");
+        }
+        assert_eq!(name_key("a  b"), name_key("a\u{3000}b"));
+        assert_ne!(name_key("alice"), name_key("alicia"));
+    }
+}

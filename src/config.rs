@@ -1,0 +1,75 @@
+//! Everything that can be tuned, in one plain struct.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The server's settings. [`Config::default`] is what `wschat` runs with when given no flags;
+/// each field's doc names its default and the flag that sets it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on, `HOST:PORT`; port 0 picks a free port.
+    /// Default `127.0.0.1:8080` (`--addr`).
+    pub addr: String,
+    /// Directory to serve instead of the page built into the binary. Default none (`--root`).
+    pub root: Option<PathBuf>,
+    /// When not empty, an upgrade whose `Origin` is not in this list is refused with 403.
+    /// Default empty: any origin (`--allowed-origin`, repeatable).
+    pub allowed_origins: Vec<String>,
+    /// Print every upgrade request head and the reply head to stderr.
+    /// Default off (`--trace-handshake`).
+    pub trace_handshake: bool,
+    /// How many past chat messages a newcomer receives. Default 50 (`--history`).
+    pub history: usize,
+    /// Largest chat message in bytes; a larger one closes the connection with 1009.
+    /// Default 4096 (`--max-message`).
+    pub max_chat_message: usize,
+    /// Largest message on `/echo` in bytes. Default 16 MiB (`--max-echo-message`).
+    pub max_echo_message: usize,
+    /// Most connections (HTTP and WebSocket) served at once; past it new connections get 503.
+    /// Default 10,000 (`--max-connections`).
+    pub max_connections: usize,
+    /// Time between heartbeat pings; a peer that has not answered by the next ping is closed.
+    /// Zero turns heartbeats off. Default 30 s (`--ping-interval`).
+    pub ping_interval: Duration,
+    /// Most messages waiting to be written to one connection; past it the connection is closed
+    /// with 1008. Default 256 (`--queue-messages`).
+    pub queue_messages: usize,
+    /// Most bytes waiting to be written to one connection; past it the connection is closed
+    /// with 1008. Default 1 MiB (`--queue-bytes`).
+    pub queue_bytes: usize,
+    /// Time allowed for a whole request head to arrive. Default 10 s (`--head-timeout`).
+    pub head_timeout: Duration,
+    /// A socket write that makes no progress for this long closes the connection.
+    /// Default 10 s (`--write-timeout`).
+    pub write_timeout: Duration,
+    /// How long an idle keep-alive HTTP connection is kept open. Default 5 s (`--keep-alive`).
+    pub keep_alive_timeout: Duration,
+    /// Most HTTP requests served on one keep-alive connection. Default 100.
+    pub max_requests_per_connection: usize,
+    /// Chat messages one member may send per 10 seconds before being closed with 1008.
+    /// Default 100 (`--rate-limit`); zero turns the limit off.
+    pub rate_limit: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: "127.0.0.1:8080".to_string(),
+            root: None,
+            allowed_origins: Vec::new(),
+            trace_handshake: false,
+            history: 50,
+            max_chat_message: 4096,
+            max_echo_message: 16 << 20,
+            max_connections: 10_000,
+            ping_interval: Duration::from_secs(30),
+            queue_messages: 256,
+            queue_bytes: 1 << 20,
+            head_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(5),
+            max_requests_per_connection: 100,
+            rate_limit: 100,
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! HTTP/1.1 request heads in, responses out.
+//!
+//! [`parse_head`] is a pure function over bytes (it is what the fuzzer calls); [`read_request`]
+//! wraps it with the socket reads, a size limit and a deadline. As in `httparse` itself, "need
+//! more bytes" is a value ([`Parsed::Partial`]), not an error, so the reader simply loops.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::Instant;
+
+/// Largest request head accepted, in bytes. Larger heads get 431 (tungstenite CVE-2023-43669
+/// was a 20 MB header).
+pub const MAX_HEAD_BYTES: usize = 8 * 1024;
+/// Most header lines accepted. More get 431 (ws CVE-2024-37890 was 2,000 junk headers).
+pub const MAX_HEADERS: usize = 100;
+
+/// One header line, owned. Values stay bytes: HTTP does not promise UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// The field name as sent.
+    pub name: String,
+    /// The field value, without surrounding whitespace.
+    pub value: Vec<u8>,
+}
+
+/// A parsed request head, owned so it can outlive the read buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The method, e.g. `GET`.
+    pub method: String,
+    /// The request target as sent, e.g. `/chat?x=1`.
+    pub target: String,
+    /// The minor version of HTTP/1.x: 0 or 1.
+    pub version: u8,
+    /// The header lines in order.
+    pub headers: Vec<Header>,
+}
+
+impl Request {
+    /// Values of every header line called `name` (case-insensitive), in order.
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_slice())
+    }
+
+    /// The value of the only header line called `name`, or `None` when there is none.
+    /// `Err(())` when the header appears more than once.
+    #[allow(clippy::result_unit_err)] // the caller names the error; there is nothing to add
+    pub fn single_header<'a>(&'a self, name: &'a str) -> Result<Option<&'a [u8]>, ()> {
+        let mut values = self.headers_named(name);
+        let first = values.next();
+        match values.next() {
+            Some(_) => Err(()),
+            None => Ok(first),
+        }
+    }
+
+    /// The value of the first header called `name` as text, if it is UTF-8.
+    pub fn header_str<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        self.headers_named(name)
+            .next()
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// True when any `name` header holds `token` in its comma-separated list, compared
+    /// case-insensitively. This is how `Connection: keep-alive, Upgrade` must be read: as a list
+    /// of tokens, never by searching for a substring.
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.headers_named(name).any(|value| {
+            value
+                .split(|&b| b == b',')
+                .any(|item| item.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+        })
+    }
+
+    /// The path part of the target (before any `?`).
+    pub fn path(&self) -> &str {
+        self.target.split(['?', '#']).next().unwrap_or("")
+    }
+
+    /// True when the request announces a body: a `Transfer-Encoding`, or a `Content-Length`
+    /// other than zero. wschat serves no request bodies, and refusing them keeps a body from
+    /// ever being read as the next request (request smuggling, tiny_http RUSTSEC-2020-0031).
+    pub fn announces_body(&self) -> bool {
+        self.headers_named("transfer-encoding").next().is_some()
+            || self
+                .headers_named("content-length")
+                .any(|v| v.trim_ascii() != b"0")
+    }
+
+    /// True when the connection should close after this request.
+    pub fn wants_close(&self) -> bool {
+        self.version == 0 || self.has_token("connection", "close")
+    }
+}
+
+/// Why a request head could not be read.
+#[derive(Debug)]
+pub enum HttpError {
+    /// The head is over [`MAX_HEAD_BYTES`].
+    HeadTooLarge,
+    /// The head has over [`MAX_HEADERS`] header lines.
+    TooManyHeaders,
+    /// The bytes are not an HTTP/1.x request head; the text says what is wrong.
+    Malformed(&'static str),
+    /// The head did not arrive before the deadline.
+    Timeout,
+    /// The peer closed the connection before sending a byte of a new request.
+    Closed,
+    /// The socket failed.
+    Io(io::Error),
+}
+
+impl HttpError {
+    /// The reply this error deserves, if the peer can still receive one.
+    pub fn response(&self) -> Option<Response> {
+        match self {
+            HttpError::HeadTooLarge => Some(Response::error(431, "request head over 8 KiB")),
+            HttpError::TooManyHeaders => Some(Response::error(431, "over 100 header lines")),
+            HttpError::Malformed(why) => Some(Response::error(400, why)),
+            HttpError::Timeout => Some(Response::error(408, "request head not received in time")),
+            HttpError::Closed | HttpError::Io(_) => None,
+        }
+    }
+}
+
+/// The result of parsing the bytes received so far.
+#[derive(Debug)]
+pub enum Parsed {
+    /// The head is not complete yet: read more.
+    Partial,
+    /// A whole head: the request and how many bytes of the buffer it took.
+    Complete {
+        /// The request.
+        request: Request,
+        /// The head's length; bytes after it belong to what follows (a body, the next
+        /// request, or the first WebSocket frame).
+        head_len: usize,
+    },
+}
+
+/// Parses a request head from the start of `buf`.
+pub fn parse_head(buf: &[u8]) -> Result<Parsed, HttpError> {
+    // httparse tolerates empty lines before the request line (RFC 9112 section 2.2 allows a
+    // server to); anything else before the method, such as a space, is an error.
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            return if buf.len() >= MAX_HEAD_BYTES {
+                Err(HttpError::HeadTooLarge)
+            } else {
+                Ok(Parsed::Partial)
+            }
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders),
+        Err(e) => return Err(HttpError::Malformed(parse_error_reason(e))),
+    };
+    if head_len > MAX_HEAD_BYTES {
+        return Err(HttpError::HeadTooLarge);
+    }
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(HttpError::Malformed("incomplete request line"));
+    };
+    let headers = req
+        .headers
+        .iter()
+        .map(|h| Header {
+            name: h.name.to_string(),
+            value: h.value.trim_ascii().to_vec(),
+        })
+        .collect();
+    Ok(Parsed::Complete {
+        request: Request {
+            method: method.to_string(),
+            target: target.to_string(),
+            version,
+            headers,
+        },
+        head_len,
+    })
+}
+
+fn parse_error_reason(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Status => "invalid status",
+        httparse::Error::Token => "invalid token in request line",
+        httparse::Error::TooManyHeaders => "over 100 header lines",
+        httparse::Error::Version => "invalid HTTP version",
+    }
+}
+
+/// Reads one request head from `stream`.
+///
+/// `buf` may already hold bytes (a pipelined request); on success it still holds the head and
+/// whatever followed it, and the returned length says where the head ends. Every read is given
+/// only the time left until `deadline`, so a peer trickling one byte a second (slowloris) is cut
+/// off at the deadline, not after one timeout per byte.
+pub fn read_request(
+    mut stream: &TcpStream,
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+) -> Result<(Request, usize), HttpError> {
+    let mut chunk = [0u8; 2048];
+    loop {
+        if !buf.is_empty() {
+            if let Parsed::Complete { request, head_len } = parse_head(buf)? {
+                return Ok((request, head_len));
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(HttpError::Timeout);
+        }
+        stream.set_read_timeout(Some(left)).map_err(HttpError::Io)?;
+        // Never read past the head limit: the limit bounds memory, not just parsing.
+        let room = (MAX_HEAD_BYTES - buf.len().min(MAX_HEAD_BYTES)).clamp(1, chunk.len());
+        match stream.read(&mut chunk[..room]) {
+            Ok(0) if buf.is_empty() => return Err(HttpError::Closed),
+            Ok(0) => {
+                return Err(HttpError::Malformed(
+                    "connection closed inside the request head",
+                ))
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(HttpError::Timeout)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(HttpError::Io(e)),
+        }
+    }
+}
+
+/// A response body.
+#[derive(Debug)]
+pub enum Body {
+    /// No body.
+    Empty,
+    /// Bytes in memory (built-in files and short texts).
+    Bytes(Cow<'static, [u8]>),
+    /// An open file of the given length, streamed.
+    File(File, u64),
+}
+
+impl Body {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Bytes(b) => b.len() as u64,
+            Body::File(_, len) => *len,
+        }
+    }
+}
+
+/// A response to write.
+#[derive(Debug)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Header lines other than `Content-Length`, which is always derived from the body.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub body: Body,
+}
+
+impl Response {
+    /// An empty response with `status`.
+    pub fn new(status: u16) -> Self {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Body::Empty,
+        }
+    }
+
+    /// Adds a header line.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// A refusal: `status`, a one-line plain-text reason, and `Connection: close`. Every error
+    /// wschat sends is built here, so they all look alike.
+    pub fn error(status: u16, reason: &str) -> Self {
+        let mut body = reason.as_bytes().to_vec();
+        body.push(b'\n');
+        Response::new(status)
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .header("Connection", "close")
+            .with_body(Body::Bytes(Cow::Owned(body)))
+    }
+
+    /// Replaces the body.
+    pub fn with_body(mut self, body: Body) -> Self {
+        self.body = body;
+        self
+    }
+
+    /// True when this response ends the connection.
+    pub fn closes_connection(&self) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"))
+    }
+
+    /// The status line and headers, ending with the blank line.
+    pub fn head(&self) -> String {
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\n",
+            self.status,
+            reason_phrase(self.status)
+        );
+        for (name, value) in &self.headers {
+            head.push_str(name);
+            head.push_str(": ");
+            head.push_str(value);
+            head.push_str("\r\n");
+        }
+        // 1xx and 304 responses carry no body and no length (RFC 9110 section 8.6).
+        if self.status >= 200 && self.status != 304 {
+            head.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
+        }
+        head.push_str("\r\n");
+        head
+    }
+
+    /// Writes the response; `head_only` leaves the body out (for `HEAD`).
+    pub fn write_to(self, out: &mut impl Write, head_only: bool) -> io::Result<()> {
+        let head = self.head();
+        match self.body {
+            Body::Bytes(bytes) if !head_only && bytes.len() <= 16 * 1024 => {
+                // Small bodies go out with the head in one write (one TCP segment).
+                let mut all = head.into_bytes();
+                all.extend_from_slice(&bytes);
+                out.write_all(&all)?;
+            }
+            Body::Bytes(bytes) => {
+                out.write_all(head.as_bytes())?;
+                if !head_only {
+                    out.write_all(&bytes)?;
+                }
+            }
+            Body::File(file, len) => {
+                out.write_all(head.as_bytes())?;
+                if !head_only {
+                    let sent = io::copy(&mut file.take(len), out)?;
+                    if sent != len {
+                        // The file shrank under us; the length we promised is now a lie, so
+                        // the connection must end.
+                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"));
+                    }
+                }
+            }
+            Body::Empty => out.write_all(head.as_bytes())?,
+        }
+        out.flush()
+    }
+}
+
+/// The reason phrase for the statuses wschat sends.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        301 => "Moved Permanently",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete(bytes: &[u8]) -> (Request, usize) {
+        match parse_head(bytes).unwrap() {
+            Parsed::Complete { request, head_len } => (request, head_len),
+            Parsed::Partial => panic!("partial"),
+        }
+    }
+
+    #[test]
+    fn parses_a_head_and_leaves_what_follows() {
+        let (req, len) = complete(
+            b"GET /a?b HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\n\r\nrest",
+        );
+        assert_eq!(req.method, "GET");
+        assert_eq!(req.path(), "/a");
+        assert_eq!(req.version, 1);
+        assert!(req.has_token("connection", "upgrade"));
+        assert!(!req.has_token("connection", "upgr"));
+        assert_eq!(len, 63);
+    }
+
+    #[test]
+    fn partial_until_the_blank_line() {
+        assert!(matches!(
+            parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n"),
+            Ok(Parsed::Partial)
+        ));
+    }
+
+    #[test]
+    fn limits_and_malformed_heads() {
+        let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        big.resize(MAX_HEAD_BYTES + 10, b'a');
+        assert!(matches!(parse_head(&big), Err(HttpError::HeadTooLarge)));
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..101 {
+            many.extend_from_slice(format!("X{i}: y\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert!(matches!(parse_head(&many), Err(HttpError::TooManyHeaders)));
+        assert!(matches!(
+            parse_head(b" GET / HTTP/1.1\r\n\r\n"),
+            Err(HttpError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_head(b"GET / HTTP/2.0\r\n\r\n"),
+            Err(HttpError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn body_announcements() {
+        let (req, _) = complete(b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+        assert!(!req.announces_body());
+        let (req, _) = complete(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert!(req.announces_body());
+    }
+}

@@ -1,0 +1,76 @@
+//! The `wschat` command: parse flags, bind, print the URL, serve until SIGINT or SIGTERM.
+
+use std::io::Write;
+use std::process::ExitCode;
+use wschat::cli::{self, Command};
+use wschat::Server;
+
+fn main() -> ExitCode {
+    let mut args = Vec::new();
+    for arg in std::env::args_os().skip(1) {
+        match arg.into_string() {
+            Ok(arg) => args.push(arg),
+            Err(arg) => return usage_error(&format!("argument {arg:?} is not valid UTF-8")),
+        }
+    }
+    let config = match cli::parse(args) {
+        Ok(Command::Run(config)) => config,
+        Ok(Command::Help) => {
+            print!("{}", cli::help());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("wschat {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => return usage_error(&message),
+    };
+    let addr = config.addr.clone();
+    let server = match Server::bind(config) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("wschat: cannot listen on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (local, shutdown) = match (server.local_addr(), server.shutdown_handle()) {
+        (Ok(local), Ok(shutdown)) => (local, shutdown),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("wschat: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Scripts wait for this exact first line to learn the port, so it is flushed at once.
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "listening on http://{local}/");
+    let _ = stdout.flush();
+    drop(stdout);
+
+    match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                if signals.forever().next().is_some() {
+                    shutdown.shutdown();
+                }
+            });
+        }
+        Err(e) => {
+            eprintln!("wschat: cannot handle signals ({e}); Ctrl-C will not close clients cleanly")
+        }
+    }
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wschat: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("wschat: {message}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,413 @@
+//! The outgoing side of one WebSocket connection: a bounded queue of encoded frames and the
+//! pool of threads that writes them.
+//!
+//! A tungstenite `WebSocket` must have a single owner (tungstenite issues 311 and 323), and a
+//! blocking socket can only wait for one thing at a time. So each connection's own thread owns
+//! the protocol state and *reads*; everything that must be *sent* - a broadcast from another
+//! member's thread, a heartbeat ping, tungstenite's own pong and close replies - is encoded to
+//! bytes and put on this connection's [`Outbox`]. A queue is written by at most one thread at a
+//! time, in order, so frames never interleave.
+//!
+//! Who writes: when a queue goes from idle to non-empty, it is handed to the [`WriterPool`],
+//! which grows a thread when none is free and lets threads exit after a while idle. A member
+//! that stops reading therefore ties up at most one writer thread, for at most the write
+//! timeout, and never the sender: a broadcast only appends to queues. An idle connection has no
+//! writer thread at all, so it costs one thread, not two.
+//!
+//! Limits: a queue holds at most so many frames and bytes. A member whose queue overflows has
+//! fallen hopelessly behind; it is closed with 1008 instead of buffering without bound
+//! (ws-rs RUSTSEC-2020-0043).
+
+use crate::log;
+use crate::sync::lock;
+use std::collections::VecDeque;
+use std::io::Write;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
+use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tungstenite::protocol::frame::{CloseFrame, Frame};
+use tungstenite::Bytes;
+
+/// How much may wait in one connection's queue.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Most frames waiting.
+    pub messages: usize,
+    /// Most bytes waiting.
+    pub bytes: usize,
+}
+
+/// Encodes a final text frame as a server sends it (unmasked). Encoding once and sharing the
+/// bytes is what makes a broadcast to a hundred members cheap.
+pub fn text_frame(text: &str) -> Bytes {
+    encode(Frame::message(
+        text.to_owned(),
+        OpCode::Data(Data::Text),
+        true,
+    ))
+}
+
+/// Encodes a close frame with `code` and `reason`. The reason is cut to 123 bytes on a
+/// character boundary, the most a control frame's 125-byte payload leaves after the code.
+pub fn close_frame(code: u16, reason: &str) -> Bytes {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    encode(Frame::close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason[..end].to_owned().into(),
+    })))
+}
+
+/// Encodes a ping frame.
+pub fn ping_frame() -> Bytes {
+    encode(Frame::ping(Bytes::new()))
+}
+
+fn encode(frame: Frame) -> Bytes {
+    let mut out = Vec::with_capacity(frame.len());
+    // Formatting into a Vec cannot fail.
+    frame
+        .format(&mut out)
+        .expect("writing a frame to memory cannot fail");
+    Bytes::from(out)
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<Bytes>,
+    queued_bytes: usize,
+    /// A thread is writing (or is about to): nobody else may.
+    writing: bool,
+    /// Broadcasts are no longer wanted (the peer started or the server queued a close).
+    refuse_broadcasts: bool,
+    /// Our close frame is queued or sent: nothing may follow it (RFC 6455 section 5.5.1).
+    close_queued: bool,
+    /// The close code we sent, for the log.
+    close_code: Option<u16>,
+    /// The reading side is done; once the queue is written, the socket is shut.
+    finished: bool,
+    /// A write failed or the connection was killed: drop everything.
+    dead: bool,
+}
+
+/// The outgoing queue of one connection. See the module docs.
+#[derive(Debug)]
+pub struct Outbox {
+    stream: Arc<TcpStream>,
+    peer: SocketAddr,
+    limits: QueueLimits,
+    pool: Arc<WriterPool>,
+    state: Mutex<State>,
+    /// Set when anything arrives from the peer, cleared by each heartbeat.
+    heard_from: AtomicBool,
+}
+
+impl Outbox {
+    /// A new, empty outbox writing to `stream`.
+    pub fn new(
+        stream: Arc<TcpStream>,
+        peer: SocketAddr,
+        limits: QueueLimits,
+        pool: Arc<WriterPool>,
+    ) -> Self {
+        Outbox {
+            stream,
+            peer,
+            limits,
+            pool,
+            state: Mutex::new(State::default()),
+            heard_from: AtomicBool::new(true),
+        }
+    }
+
+    /// The socket, for the owner to read from.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// The peer's address, for logs.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Queues a frame from any thread; a pool thread writes it. Never blocks on the socket.
+    /// Returns false when the frame was dropped (closing, or the queue overflowed).
+    pub fn push(self: &Arc<Self>, frame: Bytes) -> bool {
+        let mut st = lock(&self.state);
+        if st.dead || st.refuse_broadcasts || st.close_queued {
+            return false;
+        }
+        if st.queue.len() >= self.limits.messages
+            || st.queued_bytes + frame.len() > self.limits.bytes
+        {
+            let (messages, bytes) = (st.queue.len(), st.queued_bytes);
+            drop(st);
+            log!(
+                "{} outgoing queue full ({messages} messages, {bytes} bytes): closing with 1008",
+                self.peer
+            );
+            self.overflow();
+            return false;
+        }
+        st.queued_bytes += frame.len();
+        st.queue.push_back(frame);
+        if !st.writing {
+            st.writing = true;
+            drop(st);
+            self.pool.submit(Arc::clone(self));
+        }
+        true
+    }
+
+    /// Queues bytes from the owning thread and, if nobody is writing, writes them right away on
+    /// this thread. Used for echo replies and tungstenite's own pong and close replies, where
+    /// waiting on our own peer is the natural back-pressure.
+    pub fn push_owned(self: &Arc<Self>, frame: Bytes) {
+        let mut st = lock(&self.state);
+        if st.dead || st.close_queued {
+            return;
+        }
+        st.queued_bytes += frame.len();
+        st.queue.push_back(frame);
+        if !st.writing {
+            st.writing = true;
+            drop(st);
+            self.drain();
+        }
+    }
+
+    /// Stops accepting broadcasts: the peer has sent its close frame and tungstenite is about
+    /// to answer it, after which nothing else may be sent.
+    pub fn refuse_broadcasts(&self) {
+        lock(&self.state).refuse_broadcasts = true;
+    }
+
+    /// Queues our close frame (if none is queued yet) and has a pool thread write it.
+    /// Callable from any thread.
+    pub fn close(self: &Arc<Self>, code: u16, reason: &str) {
+        let mut st = lock(&self.state);
+        if st.dead || st.close_queued {
+            return;
+        }
+        let frame = close_frame(code, reason);
+        st.close_queued = true;
+        st.refuse_broadcasts = true;
+        st.close_code = Some(code);
+        st.queued_bytes += frame.len();
+        st.queue.push_back(frame);
+        if !st.writing {
+            st.writing = true;
+            drop(st);
+            self.pool.submit(Arc::clone(self));
+        }
+    }
+
+    /// The close code we queued, if any.
+    pub fn close_code(&self) -> Option<u16> {
+        lock(&self.state).close_code
+    }
+
+    fn overflow(self: &Arc<Self>) {
+        {
+            let mut st = lock(&self.state);
+            // The frames waiting are dropped; the one being written (if any) completes, so the
+            // close frame still lands on a frame boundary.
+            st.queue.clear();
+            st.queued_bytes = 0;
+        }
+        self.close(1008, "outgoing queue full: you are not reading fast enough");
+        // Wake the reading thread (blocked in read) so the member leaves the room now.
+        let _ = self.stream.shutdown(Shutdown::Read);
+    }
+
+    /// The reading side is done. The socket is shut once whatever is queued has been written.
+    pub fn finish(&self) {
+        let mut st = lock(&self.state);
+        st.finished = true;
+        st.refuse_broadcasts = true;
+        if !st.writing {
+            let _ = self.stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Drops the connection at once, without a closing handshake (dead peer, shutdown timeout).
+    pub fn kill(&self) {
+        let mut st = lock(&self.state);
+        st.dead = true;
+        st.queue.clear();
+        st.queued_bytes = 0;
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// Records that the peer sent something: it is alive.
+    pub fn heard_from_peer(&self) {
+        self.heard_from.store(true, Ordering::Relaxed);
+    }
+
+    /// One heartbeat: returns false when the peer has sent nothing since the last heartbeat
+    /// (the caller closes it), otherwise queues a ping.
+    pub fn heartbeat(self: &Arc<Self>) -> bool {
+        if !self.heard_from.swap(false, Ordering::Relaxed) {
+            return false;
+        }
+        self.push(ping_frame());
+        true
+    }
+
+    /// Writes the queue until it is empty. Only the thread that set `writing` calls this.
+    fn drain(&self) {
+        let mut batch: Vec<u8> = Vec::new();
+        loop {
+            let frames: Vec<Bytes> = {
+                let mut st = lock(&self.state);
+                if st.dead || st.queue.is_empty() {
+                    st.writing = false;
+                    if st.finished || st.dead {
+                        let _ = self.stream.shutdown(Shutdown::Both);
+                    } else if st.close_queued {
+                        // Our close frame is out: send FIN, keep reading the peer's reply.
+                        let _ = self.stream.shutdown(Shutdown::Write);
+                    }
+                    return;
+                }
+                st.queued_bytes = 0;
+                st.queue.drain(..).collect()
+            };
+            // Small frames are gathered into one write (one syscall, fewer TCP segments);
+            // large ones are written straight from their shared buffer.
+            let mut result = Ok(());
+            for frame in frames {
+                if frame.len() >= 16 * 1024 {
+                    result = result
+                        .and_then(|()| self.write_all(&batch))
+                        .and_then(|()| self.write_all(&frame));
+                    batch.clear();
+                } else {
+                    batch.extend_from_slice(&frame);
+                    if batch.len() >= 64 * 1024 {
+                        result = result.and_then(|()| self.write_all(&batch));
+                        batch.clear();
+                    }
+                }
+            }
+            result = result.and_then(|()| self.write_all(&batch));
+            batch.clear();
+            if let Err(e) = result {
+                // A write timeout (the socket's SO_SNDTIMEO) means no progress for that long.
+                log!("{} write failed ({e}): dropping the connection", self.peer);
+                self.kill();
+            }
+        }
+    }
+
+    fn write_all(&self, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        (&*self.stream).write_all(bytes)
+    }
+}
+
+/// Writer threads shared by all connections; see the module docs.
+#[derive(Debug)]
+pub struct WriterPool {
+    state: Mutex<PoolState>,
+    work: Condvar,
+    idle_timeout: Duration,
+}
+
+#[derive(Debug, Default)]
+struct PoolState {
+    jobs: VecDeque<Arc<Outbox>>,
+    idle: usize,
+    threads: usize,
+}
+
+/// Stack size of writer threads: they only copy bytes to sockets.
+const WRITER_STACK: usize = 64 * 1024;
+
+impl WriterPool {
+    /// A pool with no threads yet; threads idle for `idle_timeout` exit.
+    pub fn new(idle_timeout: Duration) -> Arc<Self> {
+        Arc::new(WriterPool {
+            state: Mutex::new(PoolState::default()),
+            work: Condvar::new(),
+            idle_timeout,
+        })
+    }
+
+    /// Number of writer threads alive (for tests and diagnostics).
+    pub fn threads(&self) -> usize {
+        lock(&self.state).threads
+    }
+
+    fn submit(self: &Arc<Self>, outbox: Arc<Outbox>) {
+        let mut st = lock(&self.state);
+        st.jobs.push_back(outbox);
+        if st.idle >= st.jobs.len() {
+            self.work.notify_one();
+            return;
+        }
+        st.threads += 1;
+        drop(st);
+        let pool = Arc::clone(self);
+        let spawned = thread::Builder::new()
+            .name("writer".into())
+            .stack_size(WRITER_STACK)
+            .spawn(move || pool.work());
+        if let Err(e) = spawned {
+            let mut st = lock(&self.state);
+            st.threads -= 1;
+            if st.threads == 0 {
+                // No thread to write anything: these connections cannot be served.
+                let stranded: Vec<_> = st.jobs.drain(..).collect();
+                drop(st);
+                log!(
+                    "cannot start a writer thread ({e}): dropping {} connection(s)",
+                    stranded.len()
+                );
+                for outbox in stranded {
+                    outbox.kill();
+                    lock(&outbox.state).writing = false;
+                }
+            }
+            // Otherwise a running writer picks the job up when it is free.
+        }
+    }
+
+    fn work(self: Arc<Self>) {
+        loop {
+            let job = {
+                let mut st = lock(&self.state);
+                loop {
+                    if let Some(job) = st.jobs.pop_front() {
+                        break Some(job);
+                    }
+                    st.idle += 1;
+                    let (guard, wait) = self
+                        .work
+                        .wait_timeout(st, self.idle_timeout)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    st = guard;
+                    st.idle -= 1;
+                    if wait.timed_out() && st.jobs.is_empty() {
+                        st.threads -= 1;
+                        break None;
+                    }
+                }
+            };
+            let Some(outbox) = job else { return };
+            if panic::catch_unwind(AssertUnwindSafe(|| outbox.drain())).is_err() {
+                log!("{} writer panicked: dropping the connection", outbox.peer);
+                outbox.kill();
+                lock(&outbox.state).writing = false;
+            }
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! One upgraded connection, from the first frame to the close.
+//!
+//! The connection's thread owns tungstenite's protocol state (a `WebSocketContext`) and reads
+//! with it. tungstenite answers pings and close frames by writing to the stream it is given;
+//! here that stream's write half is the connection's [`Outbox`], so those replies are queued
+//! in order with everything else the connection is sent.
+//!
+//! Where tungstenite only returns an error, this module sends the close code the RFC asks for
+//! (section 7.4.1): 1002 for a protocol error, 1007 for invalid UTF-8, 1009 for a message over
+//! the limit. Autobahn checks exactly that.
+
+use crate::chat_protocol::Event;
+use crate::outbox::text_frame;
+use crate::outbox::Outbox;
+use crate::room::{Membership, Room};
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::Instant;
+use tungstenite::error::{CapacityError, Error, ProtocolError};
+use tungstenite::protocol::{Message, Role, WebSocketConfig, WebSocketContext};
+use tungstenite::Bytes;
+
+/// The WebSocket endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/echo`: every message comes back unchanged.
+    Echo,
+    /// `/chat`: the chat room.
+    Chat,
+}
+
+impl Endpoint {
+    /// The path it is served at.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Echo => "/echo",
+            Endpoint::Chat => "/chat",
+        }
+    }
+}
+
+/// Settings a session needs.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Largest message accepted on this endpoint.
+    pub max_message: usize,
+    /// Chat messages allowed per 10 seconds (0: no limit).
+    pub rate_limit: u32,
+}
+
+/// Reads from the socket, writes into the outbox: the stream tungstenite sees.
+struct SessionIo<'a> {
+    outbox: &'a Arc<Outbox>,
+}
+
+impl Read for SessionIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.outbox.stream().read(buf)
+    }
+}
+
+impl Write for SessionIo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // tungstenite hands over its whole output buffer, which holds whole frames, so one
+        // queued item never splits a frame.
+        self.outbox.push_owned(Bytes::copy_from_slice(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How a session ended, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The close code sent or received; 1006 when the connection just dropped.
+    pub code: u16,
+    /// Why, in a few words.
+    pub reason: String,
+}
+
+/// What the endpoint wants after a message.
+enum Next {
+    Continue,
+    Close(u16, &'static str),
+}
+
+/// A token bucket: `limit` messages per 10 seconds, refilled continuously.
+struct RateLimiter {
+    per_second: f64,
+    capacity: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimiter {
+    fn new(limit: u32) -> Option<Self> {
+        (limit > 0).then(|| RateLimiter {
+            per_second: f64::from(limit) / 10.0,
+            capacity: f64::from(limit),
+            tokens: f64::from(limit),
+            last: Instant::now(),
+        })
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.capacity);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The chat endpoint's state for one connection.
+struct ChatMember {
+    room: Arc<Room>,
+    membership: Option<Membership>,
+    limiter: Option<RateLimiter>,
+}
+
+impl ChatMember {
+    fn on_text(&mut self, text: &str, outbox: &Arc<Outbox>) -> Next {
+        match &self.membership {
+            None => match self.room.join(text, outbox) {
+                Ok(membership) => self.membership = Some(membership),
+                Err(refused) => {
+                    outbox.push(text_frame(
+                        &Event::NameRefused {
+                            reason: refused.reason(),
+                        }
+                        .to_json(),
+                    ));
+                }
+            },
+            Some(member) => {
+                if let Some(limiter) = &mut self.limiter {
+                    if !limiter.allow() {
+                        return Next::Close(1008, "sending too fast");
+                    }
+                }
+                if !text.trim().is_empty() {
+                    member.say(text);
+                }
+            }
+        }
+        Next::Continue
+    }
+}
+
+/// Runs a session until it closes. `leftover` holds bytes that arrived after the request head
+/// (a first frame sent in the same packet): they are the start of the frame stream.
+pub fn run(
+    outbox: &Arc<Outbox>,
+    leftover: Vec<u8>,
+    endpoint: Endpoint,
+    config: &SessionConfig,
+    room: &Arc<Room>,
+) -> Outcome {
+    let ws_config = WebSocketConfig::default()
+        // 4 KiB instead of tungstenite's 128 KiB: with thousands of idle members, the read
+        // buffer dominates memory per connection.
+        .read_buffer_size(4096)
+        // Every frame is handed to the outbox at once; the outbox does the batching.
+        .write_buffer_size(0)
+        .max_message_size(Some(config.max_message))
+        .max_frame_size(Some(config.max_message));
+    let mut ctx = WebSocketContext::from_partially_read(leftover, Role::Server, Some(ws_config));
+    let mut io = SessionIo { outbox };
+    let mut chat = (endpoint == Endpoint::Chat).then(|| ChatMember {
+        room: Arc::clone(room),
+        membership: None,
+        limiter: RateLimiter::new(config.rate_limit),
+    });
+
+    let outcome = loop {
+        let message = match ctx.read(&mut io) {
+            Ok(message) => message,
+            Err(error) => break outcome_of(error, outbox),
+        };
+        outbox.heard_from_peer();
+        let next = match (message, &mut chat) {
+            (Message::Text(text), Some(member)) => member.on_text(&text, outbox),
+            (Message::Binary(_), Some(_)) => {
+                Next::Close(1003, "the chat accepts text messages only")
+            }
+            (message @ (Message::Text(_) | Message::Binary(_)), None) => match ctx
+                .write(&mut io, message)
+                .and_then(|()| ctx.flush(&mut io))
+            {
+                Ok(()) => Next::Continue,
+                Err(error) => break outcome_of(error, outbox),
+            },
+            (Message::Close(_), _) => {
+                // tungstenite queues the reply; nothing else may be sent after it.
+                outbox.refuse_broadcasts();
+                Next::Continue
+            }
+            (Message::Ping(_) | Message::Pong(_) | Message::Frame(_), _) => Next::Continue,
+        };
+        if let Next::Close(code, reason) = next {
+            outbox.close(code, reason);
+            break Outcome {
+                code,
+                reason: reason.to_string(),
+            };
+        }
+    };
+    // Leave the room (announcing it) before the socket is shut.
+    drop(chat);
+    outbox.finish();
+    outcome
+}
+
+/// Turns a tungstenite error into the close code it deserves, sending our close frame when the
+/// peer can still receive one.
+fn outcome_of(error: Error, outbox: &Arc<Outbox>) -> Outcome {
+    // The server may have closed this connection from another thread (shutdown, queue
+    // overflow, heartbeat): that close code is the outcome.
+    if let Some(code) = outbox.close_code() {
+        return Outcome {
+            code,
+            reason: "closed by server".into(),
+        };
+    }
+    let (code, reason): (u16, String) = match &error {
+        Error::ConnectionClosed | Error::AlreadyClosed => {
+            return Outcome {
+                code: 1000,
+                reason: "closed by peer".into(),
+            }
+        }
+        Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) | Error::Io(_) => {
+            return Outcome {
+                code: 1006,
+                reason: format!("connection dropped: {error}"),
+            }
+        }
+        Error::Protocol(e) => (1002, e.to_string()),
+        Error::Utf8(_) => (1007, "invalid UTF-8 in a text message".into()),
+        Error::Capacity(CapacityError::MessageTooLong { max_size, .. }) => {
+            (1009, format!("message over {max_size} bytes"))
+        }
+        Error::Capacity(e) => (1009, e.to_string()),
+        Error::AttackAttempt => (1008, "attack attempt".into()),
+        _ => (1011, "internal error".into()),
+    };
+    outbox.close(code, &reason);
+    Outcome { code, reason }
+}
