@@ -37,6 +37,7 @@ pub mod handshake;
 pub mod http;
 pub mod httpdate;
 pub mod log;
+pub mod memory;
 pub mod outbox;
 pub mod room;
 pub mod server;

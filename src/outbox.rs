@@ -21,7 +21,8 @@
 use crate::log;
 use crate::sync::lock;
 use std::collections::VecDeque;
-use std::io::Write;
+use std::fmt::Debug;
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +32,32 @@ use std::time::Duration;
 use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tungstenite::protocol::frame::{CloseFrame, Frame};
 use tungstenite::Bytes;
+
+/// A connection's byte stream, shared between its reading thread and its writer. A TCP socket
+/// in the server; an in-memory stream in the fuzzer ([`crate::memory`]).
+pub trait Transport: Send + Sync + Debug {
+    /// Reads like [`Read::read`].
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes like [`Write::write`].
+    fn write(&self, buf: &[u8]) -> io::Result<usize>;
+    /// Shuts down one or both directions, like [`TcpStream::shutdown`]; errors are ignored
+    /// because the peer may already be gone.
+    fn shutdown(&self, how: Shutdown);
+}
+
+impl Transport for TcpStream {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        Read::read(&mut &*self, buf)
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        Write::write(&mut &*self, buf)
+    }
+
+    fn shutdown(&self, how: Shutdown) {
+        let _ = TcpStream::shutdown(self, how);
+    }
+}
 
 /// How much may wait in one connection's queue.
 #[derive(Debug, Clone, Copy)]
@@ -99,7 +126,7 @@ struct State {
 /// The outgoing queue of one connection. See the module docs.
 #[derive(Debug)]
 pub struct Outbox {
-    stream: Arc<TcpStream>,
+    stream: Arc<dyn Transport>,
     peer: SocketAddr,
     limits: QueueLimits,
     pool: Arc<WriterPool>,
@@ -111,7 +138,7 @@ pub struct Outbox {
 impl Outbox {
     /// A new, empty outbox writing to `stream`.
     pub fn new(
-        stream: Arc<TcpStream>,
+        stream: Arc<dyn Transport>,
         peer: SocketAddr,
         limits: QueueLimits,
         pool: Arc<WriterPool>,
@@ -126,9 +153,15 @@ impl Outbox {
         }
     }
 
-    /// The socket, for the owner to read from.
-    pub fn stream(&self) -> &TcpStream {
-        &self.stream
+    /// The connection, for the owner to read from.
+    pub fn transport(&self) -> &dyn Transport {
+        &*self.stream
+    }
+
+    /// True when nothing is queued or being written.
+    pub fn is_idle(&self) -> bool {
+        let st = lock(&self.state);
+        !st.writing && st.queue.is_empty()
     }
 
     /// The peer's address, for logs.
@@ -223,7 +256,7 @@ impl Outbox {
         }
         self.close(1008, "outgoing queue full: you are not reading fast enough");
         // Wake the reading thread (blocked in read) so the member leaves the room now.
-        let _ = self.stream.shutdown(Shutdown::Read);
+        self.stream.shutdown(Shutdown::Read);
     }
 
     /// The reading side is done. The socket is shut once whatever is queued has been written.
@@ -232,7 +265,7 @@ impl Outbox {
         st.finished = true;
         st.refuse_broadcasts = true;
         if !st.writing {
-            let _ = self.stream.shutdown(Shutdown::Both);
+            self.stream.shutdown(Shutdown::Both);
         }
     }
 
@@ -242,7 +275,7 @@ impl Outbox {
         st.dead = true;
         st.queue.clear();
         st.queued_bytes = 0;
-        let _ = self.stream.shutdown(Shutdown::Both);
+        self.stream.shutdown(Shutdown::Both);
     }
 
     /// Records that the peer sent something: it is alive.
@@ -269,10 +302,10 @@ impl Outbox {
                 if st.dead || st.queue.is_empty() {
                     st.writing = false;
                     if st.finished || st.dead {
-                        let _ = self.stream.shutdown(Shutdown::Both);
+                        self.stream.shutdown(Shutdown::Both);
                     } else if st.close_queued {
                         // Our close frame is out: send FIN, keep reading the peer's reply.
-                        let _ = self.stream.shutdown(Shutdown::Write);
+                        self.stream.shutdown(Shutdown::Write);
                     }
                     return;
                 }
@@ -310,7 +343,16 @@ impl Outbox {
         if bytes.is_empty() {
             return Ok(());
         }
-        (&*self.stream).write_all(bytes)
+        let mut written = 0;
+        while written < bytes.len() {
+            match self.stream.write(&bytes[written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 

@@ -5,14 +5,14 @@ use crate::config::Config;
 use crate::handshake;
 use crate::http::{self, HttpError, Request, Response};
 use crate::log;
-use crate::outbox::{Outbox, QueueLimits, WriterPool};
+use crate::outbox::{Outbox, QueueLimits, Transport, WriterPool};
 use crate::room::Room;
 use crate::session::{self, Endpoint, SessionConfig};
 use crate::static_files::{self, Site};
 use crate::sync::lock;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -368,13 +368,14 @@ fn upgrade(
         messages: config.queue_messages,
         bytes: config.queue_bytes,
     };
+    let transport: Arc<dyn Transport> = stream.clone();
     let outbox = Arc::new(Outbox::new(
-        Arc::clone(stream),
+        transport,
         peer,
         limits,
         Arc::clone(&shared.pool),
     ));
-    // A peer that sends nothing for two heartbeats is gone even if the heartbeat thread is
+    // A peer that sends nothing for three heartbeats is gone even if the heartbeat thread is
     // busy; with heartbeats off, the read simply waits.
     let idle_limit = (!config.ping_interval.is_zero()).then(|| config.ping_interval * 3);
     let _ = stream.set_read_timeout(idle_limit);

@@ -55,7 +55,7 @@ struct SessionIo<'a> {
 
 impl Read for SessionIo<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.outbox.stream().read(buf)
+        self.outbox.transport().read(buf)
     }
 }
 
