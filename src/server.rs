@@ -173,7 +173,7 @@ fn refuse(stream: TcpStream, why: &str) {
     // discard our reply) because of unread request bytes.
     if stream.set_nonblocking(true).is_ok() {
         let mut scratch = [0u8; 4096];
-        let _ = (&stream).read(&mut scratch);
+        let _ = Transport::read(&stream, &mut scratch);
         let _ = stream.set_nonblocking(false);
     }
     let reply = Response::error(503, why).header("Retry-After", "5");
