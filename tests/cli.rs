@@ -1,0 +1,174 @@
+//! The `wschat` binary: its command-line contract, first stdout line, logs and signals.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use support::*;
+use tungstenite::Message;
+
+fn wschat() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wschat"))
+}
+
+/// Starts the binary on a free port and returns it with the address from its first line.
+fn spawn(args: &[&str]) -> (Child, SocketAddr, String) {
+    let mut child = wschat()
+        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .strip_prefix("listening on http://")
+        .and_then(|rest| rest.strip_suffix("/\n"))
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    (child, addr, line)
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait().unwrap()
+}
+
+#[test]
+fn help_lists_every_flag_with_defaults() {
+    let out = wschat().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--addr",
+        "--root",
+        "--allowed-origin",
+        "--trace-handshake",
+        "--history",
+        "--max-message",
+        "--max-echo-message",
+        "--max-connections",
+        "--ping-interval",
+        "--queue-messages",
+        "--queue-bytes",
+        "--rate-limit",
+        "--head-timeout",
+        "--write-timeout",
+        "--keep-alive",
+    ] {
+        assert!(text.contains(flag), "--help does not mention {flag}");
+    }
+    assert!(text.contains("[default: 127.0.0.1:8080]"));
+}
+
+#[test]
+fn a_bad_flag_exits_2_with_one_line() {
+    for args in [
+        &["--nope"][..],
+        &["--addr"],
+        &["--history", "many"],
+        &["--addr", "localhost"],
+    ] {
+        let out = wschat().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("wschat: "), "{err}");
+    }
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = wschat().args(["--addr", &addr]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+}
+
+#[test]
+fn a_missing_root_is_a_clear_error() {
+    let out = wschat()
+        .args(["--addr", "127.0.0.1:0", "--root", "/no/such/dir"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("/no/such/dir"));
+}
+
+#[test]
+fn first_line_names_the_real_port_and_sigterm_closes_clients_with_1001() {
+    let (mut child, addr, line) = spawn(&[]);
+    assert_ne!(addr.port(), 0);
+    assert_eq!(line, format!("listening on http://{addr}/\n"));
+    let connect = || {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        tungstenite::client(format!("ws://{addr}/chat").as_str(), stream)
+            .unwrap()
+            .0
+    };
+    let mut alice = connect();
+    let mut bob = connect();
+    alice.send(Message::text("alice")).unwrap();
+    bob.send(Message::text("bob")).unwrap();
+    next_text(&mut alice);
+    next_text(&mut bob);
+    let status = terminate(&mut child);
+    assert!(status.success(), "{status:?}");
+    assert_eq!(close_code(&mut alice), 1001);
+    assert_eq!(close_code(&mut bob), 1001);
+}
+
+#[test]
+fn logs_name_peer_path_and_outcome_and_trace_shows_both_heads() {
+    let (mut child, addr, _) = spawn(&["--trace-handshake"]);
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let local = stream.local_addr().unwrap();
+    let (mut ws, _) = tungstenite::client(format!("ws://{addr}/echo").as_str(), stream).unwrap();
+    ws.send(Message::text("x")).unwrap();
+    next_text(&mut ws);
+    ws.close(None).unwrap();
+    while ws.read().is_ok() {}
+    let mut plain = TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(
+        &mut plain,
+        b"GET /nothing HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    plain.set_read_timeout(Some(PATIENCE)).unwrap();
+    let plain_local = plain.local_addr().unwrap();
+    let mut sink = Vec::new();
+    let _ = plain.read_to_end(&mut sink);
+    terminate(&mut child);
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(log.contains("Sec-WebSocket-Key:"), "{log}");
+    assert!(log.contains("HTTP/1.1 101 Switching Protocols"), "{log}");
+    assert!(
+        log.contains(&format!("{local} GET /echo 101 closed 1000")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("{plain_local} GET /nothing 404")),
+        "{log}"
+    );
+}
