@@ -135,7 +135,7 @@ fn first_line_names_the_real_port_and_sigterm_closes_clients_with_1001() {
 #[test]
 fn logs_name_peer_path_and_outcome_and_trace_shows_both_heads() {
     let (mut child, addr, _) = spawn(&["--trace-handshake"]);
-    let mut stream = TcpStream::connect(addr).unwrap();
+    let stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     let local = stream.local_addr().unwrap();
     let (mut ws, _) = tungstenite::client(format!("ws://{addr}/echo").as_str(), stream).unwrap();
