@@ -373,6 +373,16 @@ describe('wschat chat page in headless Chromium', { timeout: 240_000 }, () => {
     await shot(a, 'phone-alice.png');
     await c.setViewportSize(PHONE);
     await shot(c, 'phone-carol.png');
+
+    // The name form at phone width, and joining from it.
+    const d = await openPage('dave', PHONE);
+    await d.locator('#name-input').waitFor({ state: 'visible', timeout: T });
+    const fits = await d.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+    assert.ok(fits, 'name form: no horizontal scroll');
+    await shot(d, 'phone-name.png');
+    await submitName(d, 'dave');
+    await waitJoined(d, 'dave');
+    await waitNotice(a, 'join', 'dave');
   });
 
   step('9. no console errors or dialogs on any page', async () => {
