@@ -159,3 +159,49 @@ impl Room {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryTransport;
+    use crate::outbox::{QueueLimits, WriterPool};
+    use std::time::Duration;
+
+    fn outbox(pool: &Arc<WriterPool>) -> Arc<Outbox> {
+        let limits = QueueLimits {
+            messages: 64,
+            bytes: 1 << 20,
+        };
+        let transport = Arc::new(MemoryTransport::new(Vec::new()));
+        Arc::new(Outbox::new(
+            transport,
+            "127.0.0.1:1".parse().unwrap(),
+            limits,
+            Arc::clone(pool),
+        ))
+    }
+
+    #[test]
+    fn a_member_whose_thread_panics_leaves_and_the_room_goes_on() {
+        let pool = WriterPool::new(Duration::from_secs(1));
+        let room = Room::new(10);
+        let thread_room = Arc::clone(&room);
+        let thread_outbox = outbox(&pool);
+        let result = std::thread::spawn(move || {
+            let member = thread_room.join("doomed", &thread_outbox).unwrap();
+            member.say("last words");
+            panic!("a bug in one connection");
+        })
+        .join();
+        assert!(result.is_err());
+        assert!(
+            room.members().is_empty(),
+            "the panicking member was not removed"
+        );
+        let alice = room
+            .join("doomed", &outbox(&pool))
+            .expect("the room still works");
+        alice.say("hello");
+        assert_eq!(room.members(), ["doomed"]);
+    }
+}
