@@ -48,7 +48,7 @@ fn server_close(stream: &mut TcpStream) -> (u16, Vec<u8>) {
         let mut payload = vec![0u8; len];
         stream.read_exact(&mut payload).unwrap();
         if head[0] & 0x0f == 0x8 {
-            assert!(len >= 2 && len <= 125, "close payload of {len} bytes");
+            assert!((2..=125).contains(&len), "close payload of {len} bytes");
             return (
                 u16::from_be_bytes([payload[0], payload[1]]),
                 payload[2..].to_vec(),
