@@ -432,7 +432,7 @@ fn start_heartbeat(shared: &Arc<Shared>) -> Option<thread::JoinHandle<()>> {
                         "{} sent nothing since the last ping: dropping it",
                         outbox.peer()
                     );
-                    outbox.close(1001, "no answer to ping");
+                    outbox.close(1008, "no answer to ping");
                     outbox.kill();
                 }
             }
