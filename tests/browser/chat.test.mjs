@@ -75,9 +75,13 @@ async function stopServer(srv) {
 }
 
 // Never leave a server behind, even if the runner is torn down abruptly.
-process.on('exit', () => {
+function killServerNow() {
   if (server && server.proc.exitCode === null && server.proc.signalCode === null) server.proc.kill('SIGKILL');
-});
+}
+process.on('exit', killServerNow);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => { killServerNow(); process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1)); });
+}
 
 // ----------------------------------------------------------------- browser
 
@@ -163,7 +167,11 @@ function messages(page) {
 
 async function waitMessage(page, from, text) {
   await page.waitForFunction(([f, t]) => [...document.querySelectorAll('#log .entry[data-kind="message"]')]
-    .some((e) => e.dataset.from === f && e.querySelector('.text').textContent === t), [from, text], { timeout: T });
+    .some((e) => e.dataset.from === f && e.querySelector('.text').textContent === t), [from, text], { timeout: T })
+    .catch(async (err) => {
+      const have = (await messages(page)).map((m) => `${m.from}: ${m.text.slice(0, 60)}`);
+      throw new Error(`no message ${JSON.stringify(text.slice(0, 60))} from ${from}; log has ${JSON.stringify(have)}: ${err.message}`);
+    });
 }
 
 async function waitNotice(page, kind, name) {
