@@ -185,11 +185,13 @@
     for (const key of recent) backlogSkip.set(key, (backlogSkip.get(key) || 0) + 1);
     if (everJoined) addSystem('Reconnected.');
     everJoined = true;
+    // Move focus only when coming from the name form, not on a silent reconnect.
+    const fromNameForm = !ui.nameView.hidden;
     ui.nameView.hidden = true;
     ui.chatView.hidden = false;
     setStatus('connected', 'Connected as ' + myName);
     updateComposer();
-    ui.messageInput.focus();
+    if (fromNameForm) ui.messageInput.focus();
   }
 
   function onNameRefused(msg) {
