@@ -1,0 +1,378 @@
+//! A small WebSocket client (RFC 6455) over std's TcpStream: a blocking handshake,
+//! then frames read and written on a non-blocking socket driven by an event loop.
+//!
+//! Hand-rolled rather than tungstenite because one event loop drives hundreds to
+//! thousands of sockets from a single thread, and reads/writes must never block it.
+//! Frames are checked strictly (no RSV bits, server frames unmasked, close codes), so a
+//! server that breaks framing shows up as an error rather than as a fast result.
+
+use base64::Engine;
+use sha1::{Digest, Sha1};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+pub const OP_CONT: u8 = 0x0;
+pub const OP_TEXT: u8 = 0x1;
+pub const OP_BINARY: u8 = 0x2;
+pub const OP_CLOSE: u8 = 0x8;
+pub const OP_PING: u8 = 0x9;
+pub const OP_PONG: u8 = 0xA;
+
+/// A complete message (or close) parsed from the receive buffer.
+pub enum Frame<'a> {
+    Text(&'a [u8]),
+    #[allow(dead_code)] // kept for completeness; scenarios only count binary frames
+    Binary(&'a [u8]),
+    /// The server's close frame; `None` when it carried no code.
+    Close(Option<u16>),
+}
+
+enum Parsed {
+    Data { op: u8, start: usize, end: usize },
+    Frag { op: u8 },
+    Close(Option<u16>),
+}
+
+pub fn err(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+/// A cheap xorshift generator: mask keys and handshake nonces.
+pub struct Rng(u64);
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        Rng((seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ t) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}
+
+pub struct Conn {
+    pub sock: TcpStream,
+    rbuf: Vec<u8>,
+    rstart: usize,
+    rend: usize,
+    frag: Vec<u8>,
+    frag_op: u8,
+    in_frag: bool,
+    wbuf: Vec<u8>,
+    wpos: usize,
+    /// Close code the server sent (Some(None) = close frame without a code).
+    pub close_received: Option<Option<u16>>,
+    close_sent: bool,
+    /// The server ended the TCP stream.
+    pub eof: bool,
+    rng: Rng,
+}
+
+impl Conn {
+    /// Connects and performs the opening handshake (blocking, bounded by `timeout`).
+    /// The socket is left blocking with `timeout` as its read timeout.
+    pub fn connect(addr: SocketAddr, path: &str, timeout: Duration, seed: u64) -> io::Result<Conn> {
+        let sock = TcpStream::connect_timeout(&addr, timeout)?;
+        sock.set_nodelay(true)?;
+        sock.set_read_timeout(Some(timeout))?;
+        sock.set_write_timeout(Some(timeout))?;
+        let mut rng = Rng::new(seed);
+        let mut nonce = [0u8; 16];
+        nonce[..8].copy_from_slice(&rng.next().to_le_bytes());
+        nonce[8..].copy_from_slice(&rng.next().to_le_bytes());
+        let key = base64::engine::general_purpose::STANDARD.encode(nonce);
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        let mut conn = Conn {
+            sock,
+            rbuf: vec![0; 4096],
+            rstart: 0,
+            rend: 0,
+            frag: Vec::new(),
+            frag_op: 0,
+            in_frag: false,
+            wbuf: Vec::new(),
+            wpos: 0,
+            close_received: None,
+            close_sent: false,
+            eof: false,
+            rng,
+        };
+        conn.sock.write_all(req.as_bytes())?;
+        let deadline = Instant::now() + timeout;
+        let head_end = loop {
+            if let Some(p) = memchr::memmem::find(&conn.rbuf[..conn.rend], b"\r\n\r\n") {
+                break p + 4;
+            }
+            if conn.rend > 16 * 1024 || Instant::now() > deadline {
+                return Err(err("no complete response head to the upgrade"));
+            }
+            if conn.fill()? == 0 {
+                return Err(err(format!(
+                    "connection closed during the handshake: {:?}",
+                    String::from_utf8_lossy(&conn.rbuf[..conn.rend])
+                )));
+            }
+        };
+        let head = String::from_utf8_lossy(&conn.rbuf[..head_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap_or("");
+        if !status.starts_with("HTTP/1.1 101") {
+            return Err(err(format!("upgrade refused: {status:?}")));
+        }
+        let mut sha = Sha1::new();
+        sha.update(key.as_bytes());
+        sha.update(GUID.as_bytes());
+        let want = base64::engine::general_purpose::STANDARD.encode(sha.finalize());
+        let mut accept_ok = false;
+        let (mut upgrade_ok, mut connection_ok) = (false, false);
+        for line in lines {
+            if let Some((k, v)) = line.split_once(':') {
+                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
+                match k.as_str() {
+                    "sec-websocket-accept" => accept_ok = v == want,
+                    "upgrade" => upgrade_ok = v.eq_ignore_ascii_case("websocket"),
+                    "connection" => {
+                        connection_ok = v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+                    }
+                    "sec-websocket-extensions" => return Err(err("server chose an extension we did not offer")),
+                    _ => {}
+                }
+            }
+        }
+        if !(accept_ok && upgrade_ok && connection_ok) {
+            return Err(err(format!("bad 101 response: {head:?}")));
+        }
+        conn.rstart = head_end;
+        Ok(conn)
+    }
+
+    pub fn set_nonblocking(&mut self) -> io::Result<()> {
+        self.sock.set_nonblocking(true)
+    }
+
+    /// One read() into the receive buffer. Ok(0) is EOF.
+    pub fn fill(&mut self) -> io::Result<usize> {
+        if self.rstart == self.rend {
+            self.rstart = 0;
+            self.rend = 0;
+        }
+        if self.rend == self.rbuf.len() {
+            if self.rstart > 0 {
+                self.rbuf.copy_within(self.rstart..self.rend, 0);
+                self.rend -= self.rstart;
+                self.rstart = 0;
+            } else {
+                let n = self.rbuf.len() * 2;
+                self.rbuf.resize(n, 0);
+            }
+        }
+        let n = self.sock.read(&mut self.rbuf[self.rend..])?;
+        if n == 0 {
+            self.eof = true;
+        }
+        self.rend += n;
+        // A full read means the peer is streaming: give it a bigger buffer next time.
+        if self.rend == self.rbuf.len() && self.rbuf.len() < 256 * 1024 {
+            let n = self.rbuf.len() * 2;
+            self.rbuf.resize(n, 0);
+        }
+        Ok(n)
+    }
+
+    /// The next complete message from the buffer. Pings are answered (queued pongs),
+    /// pongs dropped, fragments reassembled.
+    pub fn next_frame(&mut self) -> io::Result<Option<Frame<'_>>> {
+        let parsed = loop {
+            let buf = &self.rbuf[self.rstart..self.rend];
+            if buf.len() < 2 {
+                return Ok(None);
+            }
+            let (b0, b1) = (buf[0], buf[1]);
+            if b0 & 0x70 != 0 {
+                return Err(err("server frame with RSV bits set"));
+            }
+            if b1 & 0x80 != 0 {
+                return Err(err("server frame is masked"));
+            }
+            let fin = b0 & 0x80 != 0;
+            let op = b0 & 0x0f;
+            let (len, hdr) = match b1 & 0x7f {
+                126 => {
+                    if buf.len() < 4 {
+                        return Ok(None);
+                    }
+                    (u16::from_be_bytes([buf[2], buf[3]]) as u64, 4)
+                }
+                127 => {
+                    if buf.len() < 10 {
+                        return Ok(None);
+                    }
+                    (u64::from_be_bytes(buf[2..10].try_into().unwrap()), 10)
+                }
+                n => (n as u64, 2),
+            };
+            if len > (64 << 20) {
+                return Err(err("server frame larger than 64 MiB"));
+            }
+            let total = hdr + len as usize;
+            if buf.len() < total {
+                return Ok(None);
+            }
+            let start = self.rstart + hdr;
+            let end = self.rstart + total;
+            self.rstart += total;
+            match op {
+                OP_TEXT | OP_BINARY => {
+                    if self.in_frag {
+                        return Err(err("new data frame inside a fragmented message"));
+                    }
+                    if fin {
+                        break Parsed::Data { op, start, end };
+                    }
+                    self.in_frag = true;
+                    self.frag_op = op;
+                    self.frag.clear();
+                    self.frag.extend_from_slice(&self.rbuf[start..end]);
+                }
+                OP_CONT => {
+                    if !self.in_frag {
+                        return Err(err("continuation frame without a start"));
+                    }
+                    self.frag.extend_from_slice(&self.rbuf[start..end]);
+                    if fin {
+                        self.in_frag = false;
+                        break Parsed::Frag { op: self.frag_op };
+                    }
+                }
+                OP_CLOSE | OP_PING | OP_PONG => {
+                    if !fin || len > 125 {
+                        return Err(err("bad control frame"));
+                    }
+                    match op {
+                        OP_PING => {
+                            let payload = self.rbuf[start..end].to_vec();
+                            if !self.close_sent {
+                                self.queue(OP_PONG, &payload);
+                            }
+                        }
+                        OP_PONG => {}
+                        _ => {
+                            let code = if len >= 2 {
+                                Some(u16::from_be_bytes([self.rbuf[start], self.rbuf[start + 1]]))
+                            } else if len == 1 {
+                                return Err(err("close frame with a 1-byte payload"));
+                            } else {
+                                None
+                            };
+                            self.close_received = Some(code);
+                            if !self.close_sent {
+                                let echo = code.map(|c| c.to_be_bytes().to_vec()).unwrap_or_default();
+                                self.queue(OP_CLOSE, &echo);
+                                self.close_sent = true;
+                            }
+                            break Parsed::Close(code);
+                        }
+                    }
+                }
+                _ => return Err(err(format!("reserved opcode {op:#x}"))),
+            }
+        };
+        Ok(Some(match parsed {
+            Parsed::Data { op: OP_TEXT, start, end } => Frame::Text(&self.rbuf[start..end]),
+            Parsed::Data { start, end, .. } => Frame::Binary(&self.rbuf[start..end]),
+            Parsed::Frag { op: OP_TEXT } => Frame::Text(&self.frag),
+            Parsed::Frag { .. } => Frame::Binary(&self.frag),
+            Parsed::Close(code) => Frame::Close(code),
+        }))
+    }
+
+    /// Appends one masked frame to the send buffer (call `flush`).
+    pub fn queue(&mut self, op: u8, payload: &[u8]) {
+        let w = &mut self.wbuf;
+        w.push(0x80 | op);
+        let len = payload.len();
+        if len < 126 {
+            w.push(0x80 | len as u8);
+        } else if len <= 0xffff {
+            w.push(0x80 | 126);
+            w.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            w.push(0x80 | 127);
+            w.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        let key = (self.rng.next() as u32).to_ne_bytes();
+        w.extend_from_slice(&key);
+        let at = w.len();
+        w.extend_from_slice(payload);
+        let key8 = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+        let body = &mut w[at..];
+        let mut chunks = body.chunks_exact_mut(8);
+        for c in &mut chunks {
+            let v = u64::from_ne_bytes(c[..].try_into().unwrap()) ^ key8;
+            c.copy_from_slice(&v.to_ne_bytes());
+        }
+        for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+            *b ^= key[i & 3];
+        }
+    }
+
+    /// Queues a text message and tries to write it out now.
+    pub fn send_text(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.queue(OP_TEXT, payload);
+        self.flush().map(|_| ())
+    }
+
+    /// Writes as much of the send buffer as the socket takes. Ok(true) when empty.
+    pub fn flush(&mut self) -> io::Result<bool> {
+        while self.wpos < self.wbuf.len() {
+            match self.sock.write(&self.wbuf[self.wpos..]) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0")),
+                Ok(n) => self.wpos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.wbuf.clear();
+        self.wpos = 0;
+        Ok(true)
+    }
+
+    pub fn pending_write(&self) -> bool {
+        self.wpos < self.wbuf.len()
+    }
+
+    /// Blocking: the next text message (pings answered on the way). For the join phase.
+    pub fn recv_text_blocking(&mut self) -> io::Result<Vec<u8>> {
+        loop {
+            let got = match self.next_frame()? {
+                Some(Frame::Text(t)) => Some(Ok(t.to_vec())),
+                Some(Frame::Binary(_)) => Some(Err(err("unexpected binary message"))),
+                Some(Frame::Close(code)) => Some(Err(err(format!("closed by the server with {code:?}")))),
+                None => None,
+            };
+            if self.pending_write() {
+                self.flush()?;
+            }
+            if let Some(r) = got {
+                return r;
+            }
+            if self.fill()? == 0 {
+                return Err(err("connection closed by the server"));
+            }
+        }
+    }
+}
