@@ -195,15 +195,17 @@ def cmd_judge(args):
     if args.harness_failed:
         problems.append("the run itself went wrong (wstest or server errors above)")
 
+    index = None
     try:
         index = load_json(index_path)
     except (IOError, OSError) as e:
-        problems.append("no %s (%s): wstest produced no report" % (index_path, e))
-        index = {}
+        problems.append("no %s (%s): wstest wrote no report (it writes "
+                        "index.json only when it finishes)" % (index_path, e))
     except ValueError as e:
         problems.append("%s is not valid JSON (%s)" % (index_path, e))
+    if index is None:
         index = {}
-    if not index:
+    elif not index:
         problems.append("index.json has no results: wstest could not connect "
                         "or the server died before the first case")
     results = index.get(agent, {}) if isinstance(index, dict) else {}
