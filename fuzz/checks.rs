@@ -32,6 +32,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("http_head", check_http_head),
     ("upgrade", check_upgrade),
     ("static_path", check_static_path),
+    ("static_request", check_static_request),
     ("session", check_session),
     ("chat_input", check_chat_input),
     ("httpdate", check_httpdate),
@@ -501,6 +502,27 @@ fn check_redirect(location: &str, parsed: &TargetPath) {
     assert_eq!(again.segments, parsed.segments, "redirect to another path");
 }
 
+/// The file a directory site serves is one of the servable files (by device and inode, so
+/// whatever path led to it), and holds no secret. Returns its path under the root.
+fn check_served_file(site: &StaticRoot, body: &Body, relative: &str) -> &'static str {
+    let Body::File(file, len) = body else {
+        panic!("a directory site served {body:?}");
+    };
+    let meta = file.metadata().expect("fstat the served file");
+    assert!(meta.is_file());
+    assert_eq!(*len, meta.len());
+    let id = file_id(&meta);
+    let Some((path, _)) = site.servable.iter().find(|(_, sid)| *sid == id) else {
+        panic!("/{relative} served a file that is not servable: {id:?}");
+    };
+    let mut content = Vec::new();
+    std::io::Read::read_to_end(&mut &*file, &mut content).expect("read served file");
+    for secret in SECRETS {
+        assert!(!content.starts_with(secret), "/{relative} served a secret");
+    }
+    path
+}
+
 fn check_lookup_on_disk(site: &StaticRoot, parsed: &TargetPath) {
     let relative = parsed.segments.join("/");
     let named = site.servable.iter().find(|(path, _)| {
@@ -511,23 +533,9 @@ fn check_lookup_on_disk(site: &StaticRoot, parsed: &TargetPath) {
     });
     match site.site.lookup(parsed) {
         Lookup::Found(asset) => {
-            let Body::File(file, len) = asset.body else {
-                panic!("a directory site served {:?}", asset.body);
-            };
-            let meta = file.metadata().expect("fstat the served file");
-            assert!(meta.is_file());
-            assert_eq!(len, meta.len());
-            let id = file_id(&meta);
-            let Some((path, _)) = site.servable.iter().find(|(_, sid)| *sid == id) else {
-                panic!("/{relative} served a file that is not servable: {id:?}");
-            };
-            let mut content = Vec::new();
-            std::io::Read::read_to_end(&mut &file, &mut content).expect("read served file");
-            for secret in SECRETS {
-                assert!(!content.starts_with(secret), "/{relative} served a secret");
-            }
+            let path = check_served_file(site, &asset.body, &relative);
             if let Some((expected, _)) = named {
-                assert_eq!(path, expected, "/{relative} served another file");
+                assert_eq!(path, *expected, "/{relative} served another file");
             }
         }
         Lookup::Redirect(location) => {
@@ -542,6 +550,78 @@ fn check_lookup_on_disk(site: &StaticRoot, parsed: &TargetPath) {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// static_request: a whole GET or HEAD through static_files::respond
+// ---------------------------------------------------------------------------------------------
+
+/// A request head through `static_files::respond`, on the fuzz web root and on the built-in
+/// page: the response head is well-formed whatever the request held (no header injection),
+/// its status is one the handler gives, a redirect stays on the site, a 200 from disk is a
+/// servable file, a 304 answers a conditional request, and `If-None-Match: *` is never
+/// answered with the whole file.
+pub fn check_static_request(data: &[u8]) {
+    use wschat::static_files::respond;
+    let Ok(Parsed::Complete { request, .. }) = parse_head(data) else {
+        return;
+    };
+    // The server hands only GET and HEAD without a body to the static handler.
+    if !matches!(request.method.as_str(), "GET" | "HEAD") || request.announces_body() {
+        return;
+    }
+    let site = static_root();
+    let star = token_listed(&values(&request, "if-none-match"), b"*");
+    let conditional = !values(&request, "if-none-match").is_empty()
+        || !values(&request, "if-modified-since").is_empty();
+    for (which, s) in [("disk", &site.site), ("embedded", &site.embedded)] {
+        let response = respond(s, &request);
+        let status = response.status;
+        assert!(
+            matches!(status, 200 | 301 | 304 | 400 | 404),
+            "{which}: status {status}"
+        );
+        let head = response.head();
+        check_response_head(&head, status);
+        match status {
+            200 => {
+                assert!(!star, "{which}: 200 for If-None-Match: *");
+                if which == "disk" {
+                    check_served_file(site, &response.body, &request.target);
+                }
+            }
+            301 => {
+                let location = head
+                    .split("\r\n")
+                    .find_map(|line| line.strip_prefix("Location: "))
+                    .expect("a 301 has a Location");
+                check_site_local(location);
+                assert!(location.ends_with('/'), "{location}");
+            }
+            304 => assert!(conditional, "{which}: 304 for an unconditional request"),
+            _ => {}
+        }
+    }
+}
+
+/// A response head: the status line, `Name: value` lines with token names and values free of
+/// control characters, one blank line at the end, and a length unless 1xx or 304.
+fn check_response_head(head: &str, status: u16) {
+    let Some((lines, rest)) = head.split_once("\r\n\r\n") else {
+        panic!("no blank line: {head:?}");
+    };
+    assert!(rest.is_empty(), "bytes after the head: {head:?}");
+    let mut lines = lines.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    assert!(status_line.starts_with(&format!("HTTP/1.1 {status} ")), "{status_line:?}");
+    let mut length = false;
+    for line in lines {
+        let (name, value) = line.split_once(": ").unwrap_or_else(|| panic!("{line:?}"));
+        assert!(!name.is_empty() && name.bytes().all(is_tchar), "header name {name:?}");
+        assert!(!value.chars().any(|c| c.is_control() && c != '\t'), "{line:?}");
+        length |= name.eq_ignore_ascii_case("content-length");
+    }
+    assert_eq!(length, status >= 200 && status != 304, "Content-Length in {head:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

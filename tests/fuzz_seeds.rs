@@ -228,6 +228,7 @@ fn seeds() -> Vec<Seed> {
     add("http_head", http_head_seeds());
     add("upgrade", upgrade_seeds());
     add("static_path", static_path_seeds());
+    add("static_request", static_request_seeds());
     add("session", session_seeds());
     add("chat_input", chat_input_seeds());
     add("httpdate", httpdate_seeds());
@@ -397,6 +398,35 @@ fn static_path_seeds() -> Vec<(&'static str, Vec<u8>)> {
         .iter()
         .map(|(name, target)| (*name, target.as_bytes().to_vec()))
         .collect()
+}
+
+fn static_request_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let get = |target: &str, extra: &str| crlf(&format!("GET {target} HTTP/1.1\nHost: x\n{extra}\n"));
+    vec![
+        ("root", get("/", "")),
+        ("file", get("/a.txt", "")),
+        ("head", crlf("HEAD /sub/b.css HTTP/1.1\nHost: x\n\n")),
+        ("redirect", get("/sub", "")),
+        ("redirect-with-query", get("/sub?a=b", "")),
+        ("redirect-encoded", get("/caf%C3%A9", "")),
+        ("protocol-relative", get("//evil.example", "")),
+        ("dotfile", get("/.env", "")),
+        ("traversal", get("/../root-isolated/secret.txt", "")),
+        ("bad-percent", get("/%zz", "")),
+        ("symlink-out", get("/link-out", "")),
+        ("if-none-match-star", get("/a.txt", "If-None-Match: *\n")),
+        ("if-none-match-list", get("/a.txt", "If-None-Match: \"x\", W/\"1-0\" , *\n")),
+        ("if-none-match-weak", get("/index.html", "If-None-Match: W/\"abc\"\n")),
+        ("if-none-match-empty", get("/", "If-None-Match:\n")),
+        ("if-modified-since-future", get("/a.txt", "If-Modified-Since: Fri, 31 Dec 9999 23:59:59 GMT\n")),
+        ("if-modified-since-past", get("/a.txt", "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\n")),
+        ("if-modified-since-bad", get("/a.txt", "If-Modified-Since: yesterday\n")),
+        ("both-conditionals", get("/a.txt", "If-None-Match: \"nope\"\nIf-Modified-Since: Fri, 31 Dec 9999 23:59:59 GMT\n")),
+        ("embedded-app", get("/app.js", "")),
+        ("embedded-style", get("/style.css", "If-None-Match: \"0000000000000000\"\n")),
+        ("http10", crlf("GET /a.txt HTTP/1.0\n\n")),
+        ("connection-close", get("/a.txt", "Connection: close\n")),
+    ]
 }
 
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
