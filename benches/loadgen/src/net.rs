@@ -110,6 +110,11 @@ impl Net {
             while let Some(f) = c.next_frame()? {
                 out.push(parse(f, now));
             }
+            // A short read emptied the socket's receive queue; new data raises a new edge,
+            // so the extra read() that would only say EAGAIN is skipped.
+            if c.last_read_short {
+                break;
+            }
         }
         let now = Instant::now();
         while let Some(f) = c.next_frame()? {

@@ -868,7 +868,10 @@ pub fn static_files(a: &Args) -> Result<Value, String> {
         run_wrk(wrk, url, conns, warm)?;
     }
     let cpu = CpuWindow::start(pid);
+    let wrk0 = util::children_cpu_secs();
+    let t0 = Instant::now();
     let text = run_wrk(wrk, url, conns, secs)?;
+    let wrk_cpu = (util::children_cpu_secs() - wrk0) / t0.elapsed().as_secs_f64() * 100.0;
     let (server_cpu, _) = cpu.end();
     let mut rps = None;
     let (mut requests, mut non2xx, mut sock_err) = (None, 0u64, 0u64);
@@ -906,5 +909,6 @@ pub fn static_files(a: &Args) -> Result<Value, String> {
         "socket_errors": sock_err,
         "connection_header": connection_header,
         "server_cpu_pct": opt(server_cpu, 1),
+        "client_cpu_pct": round(wrk_cpu, 1),
     }))
 }

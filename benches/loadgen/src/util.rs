@@ -137,6 +137,14 @@ pub fn self_cpu_secs() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
+/// CPU seconds used by this process's waited-for children (wrk).
+pub fn children_cpu_secs() -> f64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 /// Samples a process's RSS every 20 ms in a thread; `stop` returns the peak in KiB.
 pub struct RssSampler {
     stop: Arc<AtomicBool>,

@@ -75,6 +75,8 @@ pub struct Conn {
     close_sent: bool,
     /// The server ended the TCP stream.
     pub eof: bool,
+    /// The last read returned less than it had room for: the socket was drained.
+    pub last_read_short: bool,
     rng: Rng,
 }
 
@@ -108,6 +110,7 @@ impl Conn {
             close_received: None,
             close_sent: false,
             eof: false,
+            last_read_short: false,
             rng,
         };
         conn.sock.write_all(req.as_bytes())?;
@@ -179,10 +182,12 @@ impl Conn {
                 self.rbuf.resize(n, 0);
             }
         }
+        let spare = self.rbuf.len() - self.rend;
         let n = self.sock.read(&mut self.rbuf[self.rend..])?;
         if n == 0 {
             self.eof = true;
         }
+        self.last_read_short = n < spare;
         self.rend += n;
         // A full read means the peer is streaming: give it a bigger buffer next time.
         if self.rend == self.rbuf.len() && self.rbuf.len() < 256 * 1024 {
