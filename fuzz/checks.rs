@@ -26,9 +26,12 @@ use wschat::room::{Membership, Room};
 use wschat::session::{self, Endpoint, SessionConfig};
 use wschat::static_files::{parse_target, BadTarget, Lookup, Site, TargetPath};
 
+/// A target's check: panics when a property fails.
+pub type Check = fn(&[u8]);
+
 /// Every target: its name (the directory under `fuzz/seeds/` and `fuzz/regressions/`) and its
 /// check.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("http_head", check_http_head),
     ("upgrade", check_upgrade),
     ("static_path", check_static_path),
@@ -37,11 +40,15 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("chat_input", check_chat_input),
     ("httpdate", check_httpdate),
     ("cli", check_cli),
+    ("server", check_server),
 ];
 
 /// The check for `target`, if there is such a target.
-pub fn check_for(target: &str) -> Option<fn(&[u8])> {
-    TARGETS.iter().find(|(name, _)| *name == target).map(|(_, f)| *f)
+pub fn check_for(target: &str) -> Option<Check> {
+    TARGETS
+        .iter()
+        .find(|(name, _)| *name == target)
+        .map(|(_, f)| *f)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -54,13 +61,26 @@ pub fn check_for(target: &str) -> Option<fn(&[u8])> {
 pub fn check_http_head(data: &[u8]) {
     match parse_head(data) {
         Ok(Parsed::Partial) => {
-            assert!(data.len() < MAX_HEAD_BYTES, "Partial for {} bytes", data.len());
+            assert!(
+                data.len() < MAX_HEAD_BYTES,
+                "Partial for {} bytes",
+                data.len()
+            );
         }
         Ok(Parsed::Complete { request, head_len }) => {
-            assert!(head_len > 0 && head_len <= data.len(), "head_len {head_len}");
-            assert!(head_len <= MAX_HEAD_BYTES, "head_len {head_len} over the limit");
+            assert!(
+                head_len > 0 && head_len <= data.len(),
+                "head_len {head_len}"
+            );
+            assert!(
+                head_len <= MAX_HEAD_BYTES,
+                "head_len {head_len} over the limit"
+            );
             assert!(request.headers.len() <= MAX_HEADERS);
-            assert!(data[..head_len].ends_with(b"\n"), "a head ends with a blank line");
+            assert!(
+                data[..head_len].ends_with(b"\n"),
+                "a head ends with a blank line"
+            );
             assert!(request.version <= 1, "HTTP/1.{}", request.version);
             check_request_shape(&request);
             // The head alone parses to the same request: nothing after it was looked at.
@@ -109,7 +129,11 @@ fn is_tchar(b: u8) -> bool {
 
 fn check_request_shape(request: &Request) {
     assert!(!request.method.is_empty());
-    assert!(request.method.bytes().all(is_tchar), "method {:?}", request.method);
+    assert!(
+        request.method.bytes().all(is_tchar),
+        "method {:?}",
+        request.method
+    );
     assert!(!request.target.is_empty());
     assert!(
         !request
@@ -127,7 +151,11 @@ fn check_request_shape(request: &Request) {
             "a header value holds a line break: {:?}",
             header.value
         );
-        assert_eq!(header.value.trim_ascii(), &header.value[..], "untrimmed value");
+        assert_eq!(
+            header.value.trim_ascii(),
+            &header.value[..],
+            "untrimmed value"
+        );
     }
 }
 
@@ -137,7 +165,13 @@ fn exercise_request(request: &Request) {
     let path = request.path();
     assert!(request.target.starts_with(path));
     assert!(!path.contains(['?', '#']));
-    for name in ["host", "connection", "upgrade", "sec-websocket-key", "origin"] {
+    for name in [
+        "host",
+        "connection",
+        "upgrade",
+        "sec-websocket-key",
+        "origin",
+    ] {
         let direct: Vec<&[u8]> = values(request, name);
         assert_eq!(request.headers_named(name).collect::<Vec<_>>(), direct);
         match request.single_header(name) {
@@ -290,10 +324,16 @@ pub fn check_upgrade(data: &[u8]) {
                 );
                 assert_eq!(accept, expected_accept(facts.keys[0]), "wrong accept value");
                 let head = switching_protocols(&accept).head();
-                assert!(head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{head}");
+                assert!(
+                    head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+                    "{head}"
+                );
                 assert!(head.contains(&format!("\r\nSec-WebSocket-Accept: {accept}\r\n")));
                 assert!(head.contains("\r\nUpgrade: websocket\r\n"), "{head}");
-                assert!(!head.contains("Content-Length"), "a 101 has no length: {head}");
+                assert!(
+                    !head.contains("Content-Length"),
+                    "a 101 has no length: {head}"
+                );
                 assert!(head.ends_with("\r\n\r\n"));
             }
             Err(rejection) => {
@@ -316,7 +356,10 @@ pub fn check_upgrade(data: &[u8]) {
                     Rejection::OriginNotAllowed => !facts.origin_ok(allowed),
                     Rejection::BodyOnUpgrade => facts.body,
                 };
-                assert!(truthful, "{rejection:?} names a requirement the request meets");
+                assert!(
+                    truthful,
+                    "{rejection:?} names a requirement the request meets"
+                );
                 let status = rejection.status();
                 assert!(matches!(status, 400 | 403 | 405 | 426), "status {status}");
                 let response = rejection.response();
@@ -466,10 +509,16 @@ pub fn check_static_path(data: &[u8]) {
             return;
         }
     };
-    assert!(target.starts_with('/'), "accepted a target not starting with /");
+    assert!(
+        target.starts_with('/'),
+        "accepted a target not starting with /"
+    );
     for segment in &parsed.segments {
         assert!(!segment.is_empty(), "empty segment");
-        assert!(segment != "." && segment != "..", "traversal segment {segment:?}");
+        assert!(
+            segment != "." && segment != "..",
+            "traversal segment {segment:?}"
+        );
         assert!(!segment.contains(['/', '\\', '\0']), "segment {segment:?}");
         assert!(!segment.starts_with('.'), "dotfile segment {segment:?}");
     }
@@ -477,7 +526,11 @@ pub fn check_static_path(data: &[u8]) {
     // request meant.
     let url = parsed.url(parsed.trailing_slash);
     check_site_local(&url);
-    assert_eq!(parse_target(&url).as_ref(), Ok(&parsed), "url() round trip: {url}");
+    assert_eq!(
+        parse_target(&url).as_ref(),
+        Ok(&parsed),
+        "url() round trip: {url}"
+    );
 
     let site = static_root();
     check_lookup_on_disk(site, &parsed);
@@ -490,14 +543,23 @@ pub fn check_static_path(data: &[u8]) {
 
 fn check_site_local(location: &str) {
     assert!(location.starts_with('/'), "location {location:?}");
-    assert!(!location.starts_with("//"), "location {location:?} leaves the site");
+    assert!(
+        !location.starts_with("//"),
+        "location {location:?} leaves the site"
+    );
     assert!(!location.contains(['\\', '\r', '\n', '\0']), "{location:?}");
 }
 
 fn check_redirect(location: &str, parsed: &TargetPath) {
     check_site_local(location);
-    assert!(location.ends_with('/'), "a directory redirect ends in /: {location}");
-    assert!(!parsed.trailing_slash, "redirected a target that had its slash");
+    assert!(
+        location.ends_with('/'),
+        "a directory redirect ends in /: {location}"
+    );
+    assert!(
+        !parsed.trailing_slash,
+        "redirected a target that had its slash"
+    );
     let again = parse_target(location).expect("a redirect location parses");
     assert_eq!(again.segments, parsed.segments, "redirect to another path");
 }
@@ -541,7 +603,10 @@ fn check_lookup_on_disk(site: &StaticRoot, parsed: &TargetPath) {
         Lookup::Redirect(location) => {
             check_redirect(&location, parsed);
             let dir = std::fs::canonicalize(site.root.join(&relative)).expect("redirect target");
-            assert!(dir.is_dir() && dir.starts_with(&site.root), "redirect to {dir:?}");
+            assert!(
+                dir.is_dir() && dir.starts_with(&site.root),
+                "redirect to {dir:?}"
+            );
         }
         Lookup::NotFound => {
             // A servable file named directly, with no detour, must be found.
@@ -613,15 +678,28 @@ fn check_response_head(head: &str, status: u16) {
     assert!(rest.is_empty(), "bytes after the head: {head:?}");
     let mut lines = lines.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
-    assert!(status_line.starts_with(&format!("HTTP/1.1 {status} ")), "{status_line:?}");
+    assert!(
+        status_line.starts_with(&format!("HTTP/1.1 {status} ")),
+        "{status_line:?}"
+    );
     let mut length = false;
     for line in lines {
         let (name, value) = line.split_once(": ").unwrap_or_else(|| panic!("{line:?}"));
-        assert!(!name.is_empty() && name.bytes().all(is_tchar), "header name {name:?}");
-        assert!(!value.chars().any(|c| c.is_control() && c != '\t'), "{line:?}");
+        assert!(
+            !name.is_empty() && name.bytes().all(is_tchar),
+            "header name {name:?}"
+        );
+        assert!(
+            !value.chars().any(|c| c.is_control() && c != '\t'),
+            "{line:?}"
+        );
         length |= name.eq_ignore_ascii_case("content-length");
     }
-    assert_eq!(length, status >= 200 && status != 304, "Content-Length in {head:?}");
+    assert_eq!(
+        length,
+        status >= 200 && status != 304,
+        "Content-Length in {head:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -741,7 +819,9 @@ pub fn parse_server_output(out: &[u8]) -> Result<Vec<WsMessage>, String> {
                 messages.push(match head.opcode {
                     0x8 => {
                         closed = true;
-                        WsMessage::Close(parse_close_payload(&payload).map_err(|e| format!("{at}: {e}"))?)
+                        WsMessage::Close(
+                            parse_close_payload(&payload).map_err(|e| format!("{at}: {e}"))?,
+                        )
                     }
                     0x9 => WsMessage::Ping(payload),
                     _ => WsMessage::Pong(payload),
@@ -752,7 +832,9 @@ pub fn parse_server_output(out: &[u8]) -> Result<Vec<WsMessage>, String> {
                     return Err(format!("{at}: new message inside a fragmented one"));
                 }
                 if head.fin {
-                    messages.push(data_message(head.opcode, payload).map_err(|e| format!("{at}: {e}"))?);
+                    messages.push(
+                        data_message(head.opcode, payload).map_err(|e| format!("{at}: {e}"))?,
+                    );
                 } else {
                     fragmented = Some((head.opcode, payload));
                 }
@@ -1095,7 +1177,9 @@ impl JsonParser<'_> {
                 self.pos += 1;
             }
             // The input is a &str and we stopped at an ASCII byte: a char boundary.
-            out.push_str(std::str::from_utf8(&self.bytes[start..self.pos]).map_err(|e| e.to_string())?);
+            out.push_str(
+                std::str::from_utf8(&self.bytes[start..self.pos]).map_err(|e| e.to_string())?,
+            );
             match self.bytes.get(self.pos) {
                 Some(b'"') => {
                     self.pos += 1;
@@ -1134,7 +1218,9 @@ impl JsonParser<'_> {
                         _ => return Err(format!("bad escape at {}", self.pos - 1)),
                     }
                 }
-                Some(_) => return Err(format!("raw control character in a string at {}", self.pos)),
+                Some(_) => {
+                    return Err(format!("raw control character in a string at {}", self.pos))
+                }
                 None => return Err("unterminated string".into()),
             }
         }
@@ -1386,7 +1472,9 @@ pub fn check_session(data: &[u8]) {
         bytes: 1 << 26,
     };
     let (bob_outbox, bob_transport) = memory_outbox(Vec::new(), roomy);
-    let bob = room.join("bob", &bob_outbox).expect("bob joins an empty room");
+    let bob = room
+        .join("bob", &bob_outbox)
+        .expect("bob joins an empty room");
     bob.say(BOB_SAYS);
 
     let (outbox, transport) = memory_outbox(rest.to_vec(), setup.limits);
@@ -1407,7 +1495,12 @@ pub fn check_session(data: &[u8]) {
         Endpoint::Echo => 2 * stream.len() + 512,
         Endpoint::Chat => 16 * stream.len() + 1024,
     };
-    assert!(output.len() <= limit, "{} bytes out for {} in", output.len(), stream.len());
+    assert!(
+        output.len() <= limit,
+        "{} bytes out for {} in",
+        output.len(),
+        stream.len()
+    );
     // A session that ends for a reason of the server's tells the client that reason. Not
     // checked when the queue may have overflowed: then the 1008 goes out, but the session
     // still handles the frames tungstenite had already buffered, and the outcome it logs can
@@ -1469,7 +1562,11 @@ fn check_chat_session(output: &[u8], bob_output: &[u8], tight: bool) {
         let (last, middle) = bob_events[2..]
             .split_last()
             .unwrap_or_else(|| panic!("bob never heard {name:?} leave"));
-        assert_eq!(last, &ChatEvent::Leave { name: name.clone() }, "bob's last event");
+        assert_eq!(
+            last,
+            &ChatEvent::Leave { name: name.clone() },
+            "bob's last event"
+        );
         for event in middle {
             assert!(
                 matches!(event, ChatEvent::Message { from, backlog: false, .. } if from == name),
@@ -1494,7 +1591,11 @@ fn check_chat_session(output: &[u8], bob_output: &[u8], tight: bool) {
             let ChatEvent::Welcome { name, members } = &events[at] else {
                 unreachable!()
             };
-            assert_eq!(Some(name), joined.as_ref(), "welcomed as {name:?}, bob heard");
+            assert_eq!(
+                Some(name),
+                joined.as_ref(),
+                "welcomed as {name:?}, bob heard"
+            );
             assert_eq!(members, &["bob"], "welcome members");
             let backlog = [ChatEvent::Message {
                 from: "bob".into(),
@@ -1532,7 +1633,11 @@ fn check_accepted_name(name: &str, present: &[&str]) {
             name.to_lowercase() != other.to_lowercase(),
             "{name:?} accepted while {other:?} is present"
         );
-        assert_ne!(name_key(name), name_key(other), "{name:?} looks like {other:?}");
+        assert_ne!(
+            name_key(name),
+            name_key(other),
+            "{name:?} looks like {other:?}"
+        );
     }
 }
 
@@ -1542,9 +1647,41 @@ fn check_accepted_name(name: &str, present: &[&str]) {
 
 /// Characters that make names collide, escape, or hide: what kind-3 records are made of.
 const CHAT_ALPHABET: &[char] = &[
-    'a', 'A', '\u{430}', '\u{FF41}', '\u{3B1}', 'b', 'o', '\u{3BF}', 'l', 'i', '\u{131}', 'I',
-    ' ', '\u{3000}', '\u{A0}', '\t', '\n', '\u{200B}', '\u{202E}', '\u{FEFF}', '"', '\\', '<',
-    '>', '&', '\u{2028}', '\u{1}', '\u{7F}', '\u{85}', 'é', '😀', '\u{10FFFF}', '{', '}', ':',
+    'a',
+    'A',
+    '\u{430}',
+    '\u{FF41}',
+    '\u{3B1}',
+    'b',
+    'o',
+    '\u{3BF}',
+    'l',
+    'i',
+    '\u{131}',
+    'I',
+    ' ',
+    '\u{3000}',
+    '\u{A0}',
+    '\t',
+    '\n',
+    '\u{200B}',
+    '\u{202E}',
+    '\u{FEFF}',
+    '"',
+    '\\',
+    '<',
+    '>',
+    '&',
+    '\u{2028}',
+    '\u{1}',
+    '\u{7F}',
+    '\u{85}',
+    'é',
+    '😀',
+    '\u{10FFFF}',
+    '{',
+    '}',
+    ':',
     ',',
 ];
 
@@ -1603,7 +1740,9 @@ pub fn check_chat_input(data: &[u8]) {
                     drop(membership);
                     present.retain(|(slot, _)| *slot != who);
                     for (slot, _) in &present {
-                        slots[*slot].expected.push(ChatEvent::Leave { name: name.clone() });
+                        slots[*slot]
+                            .expected
+                            .push(ChatEvent::Leave { name: name.clone() });
                     }
                     slots[who].outbox.finish();
                     let done = std::mem::replace(&mut slots[who], Slot::new());
@@ -1661,7 +1800,9 @@ pub fn check_chat_input(data: &[u8]) {
                             });
                         }
                         for (slot, _) in &present {
-                            slots[*slot].expected.push(ChatEvent::Join { name: name.clone() });
+                            slots[*slot]
+                                .expected
+                                .push(ChatEvent::Join { name: name.clone() });
                         }
                         present.push((who, name));
                         slots[who].membership = Some(membership);
@@ -1688,7 +1829,9 @@ pub fn check_chat_input(data: &[u8]) {
             drop(membership);
             present.retain(|(slot, _)| *slot != who);
             for (slot, _) in &present {
-                slots[*slot].expected.push(ChatEvent::Leave { name: name.clone() });
+                slots[*slot]
+                    .expected
+                    .push(ChatEvent::Leave { name: name.clone() });
             }
         }
     }
@@ -1726,16 +1869,27 @@ pub fn check_httpdate(data: &[u8]) {
     if let Some(time) = parse(&text).filter(|t| *t < end_of_9999) {
         let formatted = format(time);
         assert_eq!(formatted.len(), 29, "{formatted}");
-        assert_eq!(parse(&formatted), Some(time), "{formatted} does not parse back");
+        assert_eq!(
+            parse(&formatted),
+            Some(time),
+            "{formatted} does not parse back"
+        );
         let b = text.trim().as_bytes();
         let field = |r: std::ops::Range<usize>| -> u64 {
-            std::str::from_utf8(&b[r]).ok().and_then(|s| s.parse().ok()).unwrap_or(0)
+            std::str::from_utf8(&b[r])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0)
         };
         const MONTHS: [&[u8]; 12] = [
-            b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct",
-            b"Nov", b"Dec",
+            b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+            b"Dec",
         ];
-        let month = MONTHS.iter().position(|m| *m == &b[8..11]).expect("a month") as u64 + 1;
+        let month = MONTHS
+            .iter()
+            .position(|m| *m == &b[8..11])
+            .expect("a month") as u64
+            + 1;
         let (day, year, second) = (field(5..7), field(12..16), field(23..25));
         if day <= days_in_month(year, month) && second <= 59 {
             assert_eq!(&formatted.as_bytes()[5..], &b[5..], "{formatted} vs {text}");
@@ -1765,11 +1919,18 @@ pub fn check_cli(data: &[u8]) {
         .collect();
     match parse(args.clone()) {
         Err(message) => {
-            assert!(!message.is_empty() && !message.contains('\n'), "{message:?}");
+            assert!(
+                !message.is_empty() && !message.contains('\n'),
+                "{message:?}"
+            );
         }
         Ok(Command::Run(config)) => {
             let (host, port) = config.addr.rsplit_once(':').expect("HOST:PORT");
-            assert!(!host.is_empty() && port.parse::<u16>().is_ok(), "{}", config.addr);
+            assert!(
+                !host.is_empty() && port.parse::<u16>().is_ok(),
+                "{}",
+                config.addr
+            );
             for (what, value) in [
                 ("max chat message", config.max_chat_message),
                 ("max echo message", config.max_echo_message),
@@ -1788,6 +1949,287 @@ pub fn check_cli(data: &[u8]) {
             }
         }
         Ok(Command::Help | Command::Version) => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// server: one connection's bytes to a real wschat server on loopback
+// ---------------------------------------------------------------------------------------------
+
+/// The server every `server` input talks to: started once per process, serving the fuzz web
+/// root, with no chat history (so every input sees the same room: empty).
+struct TestServer {
+    addr: SocketAddr,
+    allowed: Vec<String>,
+    max_echo: usize,
+}
+
+fn test_server() -> &'static TestServer {
+    static SERVER: OnceLock<TestServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let config = wschat::Config {
+            addr: "127.0.0.1:0".into(),
+            root: Some(static_root().root.clone()),
+            allowed_origins: vec![ALLOWED_ORIGIN.to_string()],
+            history: 0,
+            max_chat_message: 4096,
+            max_echo_message: 64 * 1024,
+            ping_interval: Duration::ZERO,
+            rate_limit: 0,
+            head_timeout: Duration::from_secs(5),
+            keep_alive_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(5),
+            ..wschat::Config::default()
+        };
+        let max_echo = config.max_echo_message;
+        let server = wschat::Server::bind(config).expect("start the fuzz server");
+        let addr = server.local_addr().expect("the fuzz server's address");
+        std::thread::Builder::new()
+            .name("fuzz-server".into())
+            .spawn(move || server.run())
+            .expect("start the fuzz server thread");
+        TestServer {
+            addr,
+            allowed: vec![ALLOWED_ORIGIN.to_string()],
+            max_echo,
+        }
+    })
+}
+
+/// Sends `data` on a new connection (then half-closes), reads until the server closes.
+/// Returns what was read and whether the connection ended in a reset (which may have
+/// discarded the end of what the server sent).
+fn exchange(addr: SocketAddr, data: &[u8]) -> (Vec<u8>, bool) {
+    use std::io::{ErrorKind, Write};
+    use std::net::{Shutdown, TcpStream};
+    let stream = TcpStream::connect(addr).expect("connect to the fuzz server");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("set a read timeout");
+    let writer = stream.try_clone().expect("clone the client socket");
+    let input = data.to_vec();
+    let sender = std::thread::spawn(move || {
+        let _ = (&writer).write_all(&input);
+        let _ = writer.shutdown(Shutdown::Write);
+    });
+    let mut output = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let mut reset = false;
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => output.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                reset = true;
+                break;
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("the server neither finished nor closed the connection: {e}"),
+        }
+    }
+    sender.join().expect("the sending thread");
+    (output, reset)
+}
+
+/// What the server must answer to one request.
+#[derive(Debug)]
+struct Expected {
+    status: u16,
+    /// A HEAD: the length is announced, no body follows.
+    head_only: bool,
+    /// The connection ends after this reply.
+    closes: bool,
+}
+
+/// Takes one HTTP response off the front of `out`. `None` when `out` ends inside it.
+fn take_response<'a>(out: &mut &'a [u8], head_only: bool) -> Option<(u16, &'a str)> {
+    let end = out.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&out[..end]).expect("a response head is ASCII");
+    let status: u16 = head
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {head:?}"));
+    check_response_head(head, status);
+    let length: usize = head
+        .split("\r\n")
+        .find_map(|line| line.strip_prefix("Content-Length: "))
+        .map_or(0, |len| len.parse().expect("a numeric Content-Length"));
+    let body = if head_only { 0 } else { length };
+    if out.len() < end + body {
+        return None;
+    }
+    *out = &out[end + body..];
+    Some((status, head))
+}
+
+/// One connection's bytes, whatever they are, to a real server: the replies are exactly what
+/// the library's own functions say each request deserves, in order, on a connection that is
+/// kept alive or closed as promised; a 101 carries the right accept value and is followed by
+/// valid frames only (the echo returns the client's messages; the chat sends one JSON event
+/// per frame). A reset connection may have lost its tail, nothing else.
+pub fn check_server(data: &[u8]) {
+    use wschat::handshake::check_upgrade;
+    use wschat::static_files::respond;
+    let server = test_server();
+    let site = static_root();
+    let (output, reset) = exchange(server.addr, data);
+    let mut out = &output[..];
+    // Takes the reply the server owes next; false when the output ended early (only a reset
+    // may do that).
+    let expect = |out: &mut &[u8], expected: &Expected| -> Option<String> {
+        match take_response(out, expected.head_only) {
+            Some((status, head)) => {
+                assert_eq!(status, expected.status, "reply to request: {head}");
+                assert_eq!(
+                    head.contains("\r\nConnection: close\r\n"),
+                    expected.closes,
+                    "Connection: close in {head}"
+                );
+                Some(head.to_string())
+            }
+            None => {
+                assert!(
+                    reset,
+                    "output ends inside a reply: {:?}",
+                    String::from_utf8_lossy(out)
+                );
+                None
+            }
+        }
+    };
+    let mut pos = 0;
+    let mut served = 0;
+    while pos < data.len() {
+        let rest = &data[pos..];
+        // The server never holds more than the head limit (plus the byte that proves it).
+        let window = &rest[..rest.len().min(MAX_HEAD_BYTES + 1)];
+        let (request, head_len) = match parse_head(window) {
+            Ok(Parsed::Complete { request, head_len }) => (request, head_len),
+            Ok(Parsed::Partial) => {
+                // The peer closed inside a head: 400.
+                let closing = Expected {
+                    status: 400,
+                    head_only: false,
+                    closes: true,
+                };
+                expect(&mut out, &closing);
+                break;
+            }
+            Err(error) => {
+                let status = error.response().expect("a reply").status;
+                expect(
+                    &mut out,
+                    &Expected {
+                        status,
+                        head_only: false,
+                        closes: true,
+                    },
+                );
+                break;
+            }
+        };
+        served += 1;
+        if matches!(request.path(), "/chat" | "/echo") {
+            match check_upgrade(&request, &server.allowed) {
+                Ok(accept) => {
+                    let Some(head) = expect(
+                        &mut out,
+                        &Expected {
+                            status: 101,
+                            head_only: false,
+                            closes: false,
+                        },
+                    ) else {
+                        break;
+                    };
+                    assert!(head.contains(&format!("\r\nSec-WebSocket-Accept: {accept}\r\n")));
+                    check_server_session(&request, &rest[head_len..], out, reset, server);
+                    return;
+                }
+                Err(rejection) => {
+                    let refusal = Expected {
+                        status: rejection.status(),
+                        head_only: false,
+                        closes: true,
+                    };
+                    expect(&mut out, &refusal);
+                    break;
+                }
+            }
+        }
+        let mut reply = if request.announces_body() {
+            wschat::http::Response::error(400, "request bodies are not accepted")
+        } else if matches!(request.method.as_str(), "GET" | "HEAD") {
+            respond(&site.site, &request)
+        } else {
+            wschat::http::Response::error(405, "only GET and HEAD are served")
+        };
+        if request.wants_close() || served >= 100 {
+            reply = reply.header("Connection", "close");
+        }
+        let expected = Expected {
+            status: reply.status,
+            head_only: request.method == "HEAD",
+            closes: reply.closes_connection(),
+        };
+        if expect(&mut out, &expected).is_none() || expected.closes {
+            break;
+        }
+        pos += head_len;
+    }
+    assert!(
+        out.is_empty() || reset,
+        "{} bytes after the last reply: {:?}",
+        out.len(),
+        String::from_utf8_lossy(&out[..out.len().min(200)])
+    );
+}
+
+/// After a 101: the frames the server sent on /echo or /chat, given what the client sent.
+fn check_server_session(
+    request: &Request,
+    client: &[u8],
+    frames: &[u8],
+    reset: bool,
+    server: &TestServer,
+) {
+    let messages = match parse_server_output(frames) {
+        Ok(messages) => messages,
+        // A reset may cut the last frame short; everything before it must still be valid.
+        Err(e) if reset && e.contains("ends inside") => return,
+        Err(e) => panic!("invalid frames after a 101 ({e}): {}", hex(frames)),
+    };
+    if request.path() == "/echo" {
+        let sent = clean_client_messages(client, server.max_echo);
+        let echoed: Vec<&WsMessage> = messages
+            .iter()
+            .filter(|m| matches!(m, WsMessage::Text(_) | WsMessage::Binary(_)))
+            .collect();
+        if !reset {
+            assert!(
+                echoed.len() >= sent.len(),
+                "{} sent, {} echoed",
+                sent.len(),
+                echoed.len()
+            );
+        }
+        for (i, (echo, original)) in echoed.iter().zip(&sent).enumerate() {
+            assert_eq!(*echo, original, "echo of message {i} differs");
+        }
+    } else {
+        // Alone in a room without history: refusals, then at most a welcome to an empty room.
+        let (events, _) = chat_transcript(frames).unwrap_or_else(|e| panic!("chat: {e}"));
+        for (i, event) in events.iter().enumerate() {
+            match event {
+                ChatEvent::NameRefused { reason } => assert!(!reason.is_empty()),
+                ChatEvent::Welcome { name, members } if i + 1 == events.len() => {
+                    check_accepted_name(name, &[]);
+                    assert!(members.is_empty(), "others in the fuzz room: {members:?}");
+                }
+                other => panic!("alone in the room, yet sent {other:?}"),
+            }
+        }
     }
 }
 

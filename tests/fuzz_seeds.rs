@@ -14,6 +14,8 @@ mod checks;
 use checks::client_frame;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Once;
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
@@ -44,15 +46,44 @@ fn inputs(kind: &str) -> Vec<(String, PathBuf)> {
     found
 }
 
+/// Panics on threads the code under test started (the writer pool, the server's connection
+/// threads): they catch their own panics, so a check alone would not see them. Under
+/// libFuzzer every panic aborts; here they are counted.
+static BACKGROUND_PANICS: AtomicUsize = AtomicUsize::new(0);
+
+fn count_background_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            // The test harness names its threads after the tests.
+            let name = std::thread::current().name().map(str::to_string);
+            let test_thread = name
+                .as_deref()
+                .is_some_and(|n| n == "main" || n.ends_with("pass_their_checks"));
+            if !test_thread {
+                BACKGROUND_PANICS.fetch_add(1, Ordering::SeqCst);
+            }
+            default(info);
+        }));
+    });
+}
+
 /// Runs every input of `kind` through its target's check and reports every failure at once.
 fn replay(kind: &str) -> usize {
+    count_background_panics();
     let mut failures = Vec::new();
     let all = inputs(kind);
     for (target, path) in &all {
         let check = checks::check_for(target)
             .unwrap_or_else(|| panic!("fuzz/{kind}/{target}: no such fuzz target"));
         let data = std::fs::read(path).expect("read a corpus file");
-        if let Err(panic) = panic::catch_unwind(AssertUnwindSafe(|| check(&data))) {
+        let background = BACKGROUND_PANICS.load(Ordering::SeqCst);
+        let result = panic::catch_unwind(AssertUnwindSafe(|| check(&data)));
+        if BACKGROUND_PANICS.load(Ordering::SeqCst) != background {
+            failures.push(format!("{}: a background thread panicked", path.display()));
+        }
+        if let Err(panic) = result {
             let message = panic
                 .downcast_ref::<String>()
                 .cloned()
@@ -158,14 +189,23 @@ fn the_frame_oracle_refuses_bad_server_output() {
         ("close 5000", server_frame(0x88, &[0x13, 0x88])),
         ("close one byte", server_frame(0x88, &[0x03])),
         ("close bad reason", server_frame(0x88, &[0x03, 0xe8, 0xff])),
-        ("after close", [server_frame(0x88, b""), server_frame(0x81, b"x")].concat()),
-        ("two closes", [server_frame(0x88, b""), server_frame(0x88, b"")].concat()),
+        (
+            "after close",
+            [server_frame(0x88, b""), server_frame(0x81, b"x")].concat(),
+        ),
+        (
+            "two closes",
+            [server_frame(0x88, b""), server_frame(0x88, b"")].concat(),
+        ),
         ("fragmented ping", server_frame(0x09, b"")),
         ("orphan continuation", server_frame(0x80, b"x")),
         ("unfinished message", server_frame(0x01, b"x")),
         ("truncated", vec![0x81, 0x05, b'a']),
         ("non-minimal length", vec![0x81, 126, 0, 1, b'a']),
-        ("big control", [vec![0x89, 126, 0, 126], vec![0; 126]].concat()),
+        (
+            "big control",
+            [vec![0x89, 126, 0, 126], vec![0; 126]].concat(),
+        ),
     ];
     for (what, bytes) in bad {
         assert!(parse_server_output(&bytes).is_err(), "accepted: {what}");
@@ -183,12 +223,15 @@ fn the_json_oracle_refuses_forgeries() {
             backlog: false
         })
     );
-    assert_eq!(parse_json("[1, -2.5e3, true, null]").unwrap(), Json::Array(vec![
-        Json::Number("1".into()),
-        Json::Number("-2.5e3".into()),
-        Json::Bool(true),
-        Json::Null,
-    ]));
+    assert_eq!(
+        parse_json("[1, -2.5e3, true, null]").unwrap(),
+        Json::Array(vec![
+            Json::Number("1".into()),
+            Json::Number("-2.5e3".into()),
+            Json::Bool(true),
+            Json::Null,
+        ])
+    );
     for forged in [
         r#"{"type":"message","from":"a","text":"b","type":"join"}"#,
         r#"{"type":"join","name":"a"}{"type":"leave","name":"a"}"#,
@@ -233,6 +276,7 @@ fn seeds() -> Vec<Seed> {
     add("chat_input", chat_input_seeds());
     add("httpdate", httpdate_seeds());
     add("cli", cli_seeds());
+    add("server", server_seeds());
     all
 }
 
@@ -401,7 +445,8 @@ fn static_path_seeds() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 fn static_request_seeds() -> Vec<(&'static str, Vec<u8>)> {
-    let get = |target: &str, extra: &str| crlf(&format!("GET {target} HTTP/1.1\nHost: x\n{extra}\n"));
+    let get =
+        |target: &str, extra: &str| crlf(&format!("GET {target} HTTP/1.1\nHost: x\n{extra}\n"));
     vec![
         ("root", get("/", "")),
         ("file", get("/a.txt", "")),
@@ -415,15 +460,45 @@ fn static_request_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("bad-percent", get("/%zz", "")),
         ("symlink-out", get("/link-out", "")),
         ("if-none-match-star", get("/a.txt", "If-None-Match: *\n")),
-        ("if-none-match-list", get("/a.txt", "If-None-Match: \"x\", W/\"1-0\" , *\n")),
-        ("if-none-match-weak", get("/index.html", "If-None-Match: W/\"abc\"\n")),
+        (
+            "if-none-match-list",
+            get("/a.txt", "If-None-Match: \"x\", W/\"1-0\" , *\n"),
+        ),
+        (
+            "if-none-match-weak",
+            get("/index.html", "If-None-Match: W/\"abc\"\n"),
+        ),
         ("if-none-match-empty", get("/", "If-None-Match:\n")),
-        ("if-modified-since-future", get("/a.txt", "If-Modified-Since: Fri, 31 Dec 9999 23:59:59 GMT\n")),
-        ("if-modified-since-past", get("/a.txt", "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\n")),
-        ("if-modified-since-bad", get("/a.txt", "If-Modified-Since: yesterday\n")),
-        ("both-conditionals", get("/a.txt", "If-None-Match: \"nope\"\nIf-Modified-Since: Fri, 31 Dec 9999 23:59:59 GMT\n")),
+        (
+            "if-modified-since-future",
+            get(
+                "/a.txt",
+                "If-Modified-Since: Fri, 31 Dec 9999 23:59:59 GMT\n",
+            ),
+        ),
+        (
+            "if-modified-since-past",
+            get(
+                "/a.txt",
+                "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\n",
+            ),
+        ),
+        (
+            "if-modified-since-bad",
+            get("/a.txt", "If-Modified-Since: yesterday\n"),
+        ),
+        (
+            "both-conditionals",
+            get(
+                "/a.txt",
+                "If-None-Match: \"nope\"\nIf-Modified-Since: Fri, 31 Dec 9999 23:59:59 GMT\n",
+            ),
+        ),
         ("embedded-app", get("/app.js", "")),
-        ("embedded-style", get("/style.css", "If-None-Match: \"0000000000000000\"\n")),
+        (
+            "embedded-style",
+            get("/style.css", "If-None-Match: \"0000000000000000\"\n"),
+        ),
         ("http10", crlf("GET /a.txt HTTP/1.0\n\n")),
         ("connection-close", get("/a.txt", "Connection: close\n")),
     ]
@@ -481,15 +556,50 @@ fn session_seeds() -> Vec<(&'static str, Vec<u8>)> {
         .collect();
     vec![
         ("echo-text", session(ECHO, &[text("Hello")])),
-        ("echo-binary", session(ECHO, &[f(true, 0x2, &[0, 1, 2, 0xff])])),
+        (
+            "echo-binary",
+            session(ECHO, &[f(true, 0x2, &[0, 1, 2, 0xff])]),
+        ),
         ("echo-empty", session(ECHO, &[text(""), f(true, 0x2, b"")])),
-        ("echo-medium", session(ECHO, &[text(&"x".repeat(300)), f(true, 0x2, &[7; 5000])])),
-        ("echo-fragmented", session(ECHO, &[f(false, 0x1, b"Hel"), f(false, 0x0, b"lo"), f(true, 0x0, b"!")])),
-        ("echo-fragmented-ping", session(ECHO, &[f(false, 0x2, b"ab"), f(true, 0x9, b"mid"), f(true, 0x0, b"cd")])),
-        ("echo-ping", session(ECHO, &[f(true, 0x9, b"ping!"), text("after")])),
-        ("echo-pong", session(ECHO, &[f(true, 0xa, b"unsolicited"), text("after")])),
+        (
+            "echo-medium",
+            session(ECHO, &[text(&"x".repeat(300)), f(true, 0x2, &[7; 5000])]),
+        ),
+        (
+            "echo-fragmented",
+            session(
+                ECHO,
+                &[
+                    f(false, 0x1, b"Hel"),
+                    f(false, 0x0, b"lo"),
+                    f(true, 0x0, b"!"),
+                ],
+            ),
+        ),
+        (
+            "echo-fragmented-ping",
+            session(
+                ECHO,
+                &[
+                    f(false, 0x2, b"ab"),
+                    f(true, 0x9, b"mid"),
+                    f(true, 0x0, b"cd"),
+                ],
+            ),
+        ),
+        (
+            "echo-ping",
+            session(ECHO, &[f(true, 0x9, b"ping!"), text("after")]),
+        ),
+        (
+            "echo-pong",
+            session(ECHO, &[f(true, 0xa, b"unsolicited"), text("after")]),
+        ),
         ("echo-many-pings", session(ECHO, &pings)),
-        ("echo-close-1000", session(ECHO, &[text("a"), close(1000, b"bye"), text("after close")])),
+        (
+            "echo-close-1000",
+            session(ECHO, &[text("a"), close(1000, b"bye"), text("after close")]),
+        ),
         ("echo-close-empty", session(ECHO, &[f(true, 0x8, b"")])),
         ("echo-close-one-byte", session(ECHO, &[f(true, 0x8, &[3])])),
         ("echo-close-999", session(ECHO, &[close(999, b"")])),
@@ -505,49 +615,324 @@ fn session_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("echo-close-3000", session(ECHO, &[close(3000, b"app")])),
         ("echo-close-4999", session(ECHO, &[close(4999, b"")])),
         ("echo-close-5000", session(ECHO, &[close(5000, b"")])),
-        ("echo-close-bad-utf8", session(ECHO, &[close(1000, b"\xff\xfe")])),
-        ("echo-close-long-reason", session(ECHO, &[close(1000, &[b'r'; 123])])),
-        ("echo-close-then-garbage", session(ECHO, &[close(1000, b""), vec![0xff, 0xff, 0xff]])),
-        ("echo-close-then-ping", session(ECHO, &[close(1001, b""), f(true, 0x9, b"p")])),
+        (
+            "echo-close-bad-utf8",
+            session(ECHO, &[close(1000, b"\xff\xfe")]),
+        ),
+        (
+            "echo-close-long-reason",
+            session(ECHO, &[close(1000, &[b'r'; 123])]),
+        ),
+        (
+            "echo-close-then-garbage",
+            session(ECHO, &[close(1000, b""), vec![0xff, 0xff, 0xff]]),
+        ),
+        (
+            "echo-close-then-ping",
+            session(ECHO, &[close(1001, b""), f(true, 0x9, b"p")]),
+        ),
         ("echo-unmasked", session(ECHO, &[unmasked])),
         ("echo-rsv1", session(ECHO, &[rsv1])),
         ("echo-opcode-3", session(ECHO, &[f(true, 0x3, b"x")])),
         ("echo-opcode-b", session(ECHO, &[f(true, 0xb, b"x")])),
-        ("echo-ping-126", session(ECHO, &[f(true, 0x9, &[b'p'; 126])])),
-        ("echo-ping-fragmented", session(ECHO, &[f(false, 0x9, b"p")])),
-        ("echo-continuation-first", session(ECHO, &[f(true, 0x0, b"orphan")])),
-        ("echo-text-inside-fragments", session(ECHO, &[f(false, 0x1, b"a"), text("b")])),
+        (
+            "echo-ping-126",
+            session(ECHO, &[f(true, 0x9, &[b'p'; 126])]),
+        ),
+        (
+            "echo-ping-fragmented",
+            session(ECHO, &[f(false, 0x9, b"p")]),
+        ),
+        (
+            "echo-continuation-first",
+            session(ECHO, &[f(true, 0x0, b"orphan")]),
+        ),
+        (
+            "echo-text-inside-fragments",
+            session(ECHO, &[f(false, 0x1, b"a"), text("b")]),
+        ),
         ("echo-bad-utf8", session(ECHO, &[f(true, 0x1, b"\xff\xfe")])),
-        ("echo-utf8-split", session(ECHO, &[f(false, 0x1, b"caf\xc3"), f(true, 0x0, b"\xa9")])),
-        ("echo-bad-utf8-fragment", session(ECHO, &[f(false, 0x1, b"\xce\xba\xe1\xbd\xb9"), f(false, 0x0, b"\xed\xa0\x80"), f(true, 0x0, b"x")])),
-        ("echo-too-big-declared", session(ECHO, &[declared(0x2, 65_537)])),
-        ("echo-small-limit-too-big", session(ECHO_SMALL, &[f(true, 0x2, &[1; 2000])])),
-        ("echo-small-limit-fragments", session(ECHO_SMALL, &[f(false, 0x2, &[1; 600]), f(true, 0x0, &[2; 600])])),
-        ("echo-small-limit-exact", session(ECHO_SMALL, &[f(true, 0x2, &[3; 1024])])),
+        (
+            "echo-utf8-split",
+            session(ECHO, &[f(false, 0x1, b"caf\xc3"), f(true, 0x0, b"\xa9")]),
+        ),
+        (
+            "echo-bad-utf8-fragment",
+            session(
+                ECHO,
+                &[
+                    f(false, 0x1, b"\xce\xba\xe1\xbd\xb9"),
+                    f(false, 0x0, b"\xed\xa0\x80"),
+                    f(true, 0x0, b"x"),
+                ],
+            ),
+        ),
+        (
+            "echo-too-big-declared",
+            session(ECHO, &[declared(0x2, 65_537)]),
+        ),
+        (
+            "echo-small-limit-too-big",
+            session(ECHO_SMALL, &[f(true, 0x2, &[1; 2000])]),
+        ),
+        (
+            "echo-small-limit-fragments",
+            session(
+                ECHO_SMALL,
+                &[f(false, 0x2, &[1; 600]), f(true, 0x0, &[2; 600])],
+            ),
+        ),
+        (
+            "echo-small-limit-exact",
+            session(ECHO_SMALL, &[f(true, 0x2, &[3; 1024])]),
+        ),
         ("echo-length-msb", session(ECHO, &[msb])),
         ("echo-non-minimal-length", session(ECHO, &[non_minimal])),
-        ("echo-truncated-frame", session(ECHO, &[text("a"), truncated])),
-        ("echo-leftover", session(0x30, &[text("Hello"), f(true, 0x2, &[9; 40])])),
-        ("echo-leftover-all", session(0xf0, &[text("in the leftover")])),
-        ("chat-alice", session(CHAT, &[text("alice"), text("hello"), close(1000, b"")])),
-        ("chat-taken-names", session(CHAT, &[text("bob"), text("BOB"), text("\u{ff42}\u{ff4f}\u{ff42}"), text(" b\u{3bf}b "), text("alice")])),
-        ("chat-empty-names", session(CHAT, &[text(""), text("   "), text("\t\u{3000}"), text("carol")])),
-        ("chat-long-name", session(CHAT, &[text(&"x".repeat(33)), text(&"\u{e9}".repeat(32))])),
-        ("chat-control-name", session(CHAT, &[text("a\u{7}b"), text("ali\u{200b}ce"), text("\u{202e}ecila"), text("dave")])),
-        ("chat-forgery", session(CHAT, &[text("mallory"), text(r#"hi","type":"join","name":"eve"#), text(r#"{"type":"leave","name":"bob"}"#), text("</script><script>alert(1)</script>"), text("line\u{2028}sep\n\"\\")])),
-        ("chat-forged-name", session(CHAT, &[text(r#"x","type":"join"#), text("ok")])),
-        ("chat-whitespace-message", session(CHAT, &[text("erin"), text("   "), text("\n")])),
-        ("chat-binary", session(CHAT, &[text("frank"), f(true, 0x2, b"\x00\x01")])),
+        (
+            "echo-truncated-frame",
+            session(ECHO, &[text("a"), truncated]),
+        ),
+        (
+            "echo-leftover",
+            session(0x30, &[text("Hello"), f(true, 0x2, &[9; 40])]),
+        ),
+        (
+            "echo-leftover-all",
+            session(0xf0, &[text("in the leftover")]),
+        ),
+        (
+            "chat-alice",
+            session(CHAT, &[text("alice"), text("hello"), close(1000, b"")]),
+        ),
+        (
+            "chat-taken-names",
+            session(
+                CHAT,
+                &[
+                    text("bob"),
+                    text("BOB"),
+                    text("\u{ff42}\u{ff4f}\u{ff42}"),
+                    text(" b\u{3bf}b "),
+                    text("alice"),
+                ],
+            ),
+        ),
+        (
+            "chat-empty-names",
+            session(
+                CHAT,
+                &[text(""), text("   "), text("\t\u{3000}"), text("carol")],
+            ),
+        ),
+        (
+            "chat-long-name",
+            session(CHAT, &[text(&"x".repeat(33)), text(&"\u{e9}".repeat(32))]),
+        ),
+        (
+            "chat-control-name",
+            session(
+                CHAT,
+                &[
+                    text("a\u{7}b"),
+                    text("ali\u{200b}ce"),
+                    text("\u{202e}ecila"),
+                    text("dave"),
+                ],
+            ),
+        ),
+        (
+            "chat-forgery",
+            session(
+                CHAT,
+                &[
+                    text("mallory"),
+                    text(r#"hi","type":"join","name":"eve"#),
+                    text(r#"{"type":"leave","name":"bob"}"#),
+                    text("</script><script>alert(1)</script>"),
+                    text("line\u{2028}sep\n\"\\"),
+                ],
+            ),
+        ),
+        (
+            "chat-forged-name",
+            session(CHAT, &[text(r#"x","type":"join"#), text("ok")]),
+        ),
+        (
+            "chat-whitespace-message",
+            session(CHAT, &[text("erin"), text("   "), text("\n")]),
+        ),
+        (
+            "chat-binary",
+            session(CHAT, &[text("frank"), f(true, 0x2, b"\x00\x01")]),
+        ),
         ("chat-binary-name", session(CHAT, &[f(true, 0x2, b"frank")])),
-        ("chat-too-big", session(CHAT, &[text("gina"), declared(0x1, 5000)])),
-        ("chat-fragmented", session(CHAT, &[f(false, 0x1, b"ha"), f(true, 0x0, b"l"), f(false, 0x1, b"hel"), f(true, 0x9, b""), f(true, 0x0, b"lo")])),
-        ("chat-bad-utf8-name", session(CHAT, &[f(true, 0x1, b"\xc3\x28")])),
+        (
+            "chat-too-big",
+            session(CHAT, &[text("gina"), declared(0x1, 5000)]),
+        ),
+        (
+            "chat-fragmented",
+            session(
+                CHAT,
+                &[
+                    f(false, 0x1, b"ha"),
+                    f(true, 0x0, b"l"),
+                    f(false, 0x1, b"hel"),
+                    f(true, 0x9, b""),
+                    f(true, 0x0, b"lo"),
+                ],
+            ),
+        ),
+        (
+            "chat-bad-utf8-name",
+            session(CHAT, &[f(true, 0x1, b"\xc3\x28")]),
+        ),
         ("chat-rate-limit", session(CHAT | 8, &chatter)),
         ("chat-tight-queue", session(CHAT | 4, &names_to_overflow)),
         ("chat-tight-queue-joined", session(CHAT | 4, &chatter)),
         ("chat-leftover", session(0x71, &[text("ivan"), text("hi")])),
-        ("chat-close-reason", session(CHAT, &[text("judy"), close(4000, "caf\u{e9}".as_bytes())])),
-        ("chat-eof-mid-frame", session(CHAT, &[text("kim"), vec![0x81, 0x85, 1, 2]])),
+        (
+            "chat-close-reason",
+            session(CHAT, &[text("judy"), close(4000, "caf\u{e9}".as_bytes())]),
+        ),
+        (
+            "chat-eof-mid-frame",
+            session(CHAT, &[text("kim"), vec![0x81, 0x85, 1, 2]]),
+        ),
+    ]
+}
+
+fn server_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let get = |target: &str| format!("GET {target} HTTP/1.1\nHost: x\n\n");
+    let upgrade =
+        |path: &str, extra: &str| crlf(&format!("{}{extra}\n", RFC_UPGRADE.replace("/chat", path)));
+    let with_frames =
+        |head: Vec<u8>, frames: &[Vec<u8>]| [vec![head], frames.to_vec()].concat().concat();
+    let hundred_and_one = crlf(&get("/a.txt").repeat(101));
+    vec![
+        ("get", crlf(&get("/"))),
+        (
+            "keep-alive",
+            crlf(&format!(
+                "{}{}{}",
+                get("/a.txt"),
+                get("/sub/"),
+                get("/index.html")
+            )),
+        ),
+        (
+            "head-then-get",
+            crlf(&format!(
+                "HEAD /a.txt HTTP/1.1\nHost: x\n\n{}",
+                get("/a.txt")
+            )),
+        ),
+        (
+            "close-then-more",
+            crlf(&format!(
+                "GET /a.txt HTTP/1.1\nConnection: close\n\n{}",
+                get("/")
+            )),
+        ),
+        (
+            "http10",
+            crlf(&format!("GET /a.txt HTTP/1.0\n\n{}", get("/"))),
+        ),
+        (
+            "redirect-then-dir",
+            crlf(&format!("{}{}", get("/sub"), get("/sub/"))),
+        ),
+        (
+            "not-found-closes",
+            crlf(&format!("{}{}", get("/nope"), get("/"))),
+        ),
+        ("traversal", crlf(&get("/../root-isolated/secret.txt"))),
+        (
+            "conditional",
+            crlf(&format!(
+                "GET /a.txt HTTP/1.1\nIf-None-Match: *\n\n{}",
+                get("/a.txt")
+            )),
+        ),
+        (
+            "post-with-body",
+            crlf("POST / HTTP/1.1\nContent-Length: 5\n\nhello"),
+        ),
+        ("put", crlf("PUT /a.txt HTTP/1.1\nHost: x\n\n")),
+        ("partial-head", crlf("GET / HTTP/1.1\nHost: x\n")),
+        (
+            "head-too-large",
+            [crlf("GET / HTTP/1.1\nX: "), vec![b'a'; 9000]].concat(),
+        ),
+        ("malformed", crlf(" GET / HTTP/1.1\n\n")),
+        ("max-requests", hundred_and_one),
+        (
+            "echo",
+            with_frames(
+                upgrade("/echo", ""),
+                &[
+                    text("Hello"),
+                    client_frame(true, 0x9, b"p", MASK),
+                    close(1000, b"bye"),
+                ],
+            ),
+        ),
+        (
+            "echo-fragments",
+            with_frames(
+                upgrade("/echo", ""),
+                &[
+                    client_frame(false, 0x1, b"Hel", MASK),
+                    client_frame(true, 0x0, b"lo", MASK),
+                ],
+            ),
+        ),
+        (
+            "echo-protocol-error",
+            with_frames(
+                upgrade("/echo", ""),
+                &[client_frame(true, 0x3, b"x", MASK), text("after")],
+            ),
+        ),
+        (
+            "echo-pipelined-get",
+            [upgrade("/echo", ""), crlf(&get("/"))].concat(),
+        ),
+        (
+            "chat",
+            with_frames(
+                upgrade("/chat", ""),
+                &[text(""), text("alice"), text("hello"), close(1000, b"")],
+            ),
+        ),
+        (
+            "chat-binary",
+            with_frames(
+                upgrade("/chat", ""),
+                &[text("bob"), client_frame(true, 0x2, b"x", MASK)],
+            ),
+        ),
+        (
+            "upgrade-refused",
+            with_frames(
+                upgrade("/chat", "Origin: https://evil.example\n"),
+                &[text("x")],
+            ),
+        ),
+        (
+            "upgrade-no-key",
+            crlf(&format!(
+                "{}\n",
+                RFC_UPGRADE.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\n", "")
+            )),
+        ),
+        ("upgrade-plain-get", crlf(&get("/chat"))),
+        ("upgrade-with-body", upgrade("/echo", "Content-Length: 3\n")),
+        (
+            "get-then-upgrade",
+            [crlf(&get("/a.txt")), upgrade("/echo", ""), text("hi")].concat(),
+        ),
+        ("empty", Vec::new()),
     ]
 }
 
@@ -569,19 +954,137 @@ fn leave(slot: u8) -> Vec<u8> {
 fn chat_input_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let script = |records: Vec<Vec<u8>>| records.concat();
     vec![
-        ("two-members", script(vec![say(0, "alice"), say(1, "bob"), say(0, "hi bob"), say(1, "hi alice")])),
-        ("join-leave-rejoin", script(vec![say(0, "alice"), say(1, "bob"), leave(0), say(0, "alice"), say(0, "back"), leave(1)])),
-        ("newcomer-gets-backlog", script(vec![say(0, "alice"), say(1, "bob"), say(0, "1"), say(1, "2"), say(0, "3"), say(1, "4"), say(2, "carol"), say(2, "hello")])),
-        ("lookalike-names", script(vec![say(0, "alice"), say(1, "ALICE"), say(1, "\u{410}lice"), say(1, "\u{ff21}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}"), say(1, " alice "), say(1, "al\u{131}ce"), say(1, "bob")])),
-        ("bad-names", script(vec![say(0, ""), say(0, "   "), say(0, &"x".repeat(33)), say(0, "a\u{7}b"), say(0, "\u{200b}"), say(0, "\u{202e}x"), say(0, &"\u{e9}".repeat(32))])),
-        ("forgery-texts", script(vec![say(0, "mallory"), say(1, "bob"), say(0, r#"hi","type":"join","name":"eve"#), say(0, r#"{"type":"leave","name":"bob"}"#), say(0, "\"\\\n\r\t\u{0}\u{1f}\u{2028}\u{2029}<>&"), say(0, "}{")])),
-        ("forged-name", script(vec![say(0, r#"eve","type":"join"#), say(1, "x"), say(0, "hi")])),
-        ("four-members", script(vec![say(0, "a"), say(1, "b"), say(2, "c"), say(3, "d"), say(0, "1"), say(1, "2"), say(2, "3"), say(3, "4"), leave(2), say(3, "5")])),
-        ("invalid-utf8", script(vec![rec(0, 0, b"\xff\xfename"), rec(1, 0, b"bob"), rec(0, 0, b"\xc3\x28")])),
-        ("alphabet", script(vec![rec(0, 3, &[0, 1, 2]), rec(1, 3, &[1, 0, 2]), rec(1, 3, &[5, 6, 5]), rec(2, 3, &[5, 7, 5]), rec(0, 3, &[16, 20, 21, 22, 23, 24, 25])])),
-        ("whitespace-names", script(vec![say(0, "a b"), say(1, "a  b"), say(1, "a\u{3000}b"), say(1, "a\tb"), say(2, "\u{a0}c\u{a0}")])),
-        ("leave-unjoined", script(vec![leave(0), leave(3), say(3, "dora"), leave(3), leave(3)])),
-        ("emoji", script(vec![say(0, "\u{1f600}"), say(1, "\u{10ffff}"), say(0, "\u{1f600}\u{1f600}")])),
+        (
+            "two-members",
+            script(vec![
+                say(0, "alice"),
+                say(1, "bob"),
+                say(0, "hi bob"),
+                say(1, "hi alice"),
+            ]),
+        ),
+        (
+            "join-leave-rejoin",
+            script(vec![
+                say(0, "alice"),
+                say(1, "bob"),
+                leave(0),
+                say(0, "alice"),
+                say(0, "back"),
+                leave(1),
+            ]),
+        ),
+        (
+            "newcomer-gets-backlog",
+            script(vec![
+                say(0, "alice"),
+                say(1, "bob"),
+                say(0, "1"),
+                say(1, "2"),
+                say(0, "3"),
+                say(1, "4"),
+                say(2, "carol"),
+                say(2, "hello"),
+            ]),
+        ),
+        (
+            "lookalike-names",
+            script(vec![
+                say(0, "alice"),
+                say(1, "ALICE"),
+                say(1, "\u{410}lice"),
+                say(1, "\u{ff21}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}"),
+                say(1, " alice "),
+                say(1, "al\u{131}ce"),
+                say(1, "bob"),
+            ]),
+        ),
+        (
+            "bad-names",
+            script(vec![
+                say(0, ""),
+                say(0, "   "),
+                say(0, &"x".repeat(33)),
+                say(0, "a\u{7}b"),
+                say(0, "\u{200b}"),
+                say(0, "\u{202e}x"),
+                say(0, &"\u{e9}".repeat(32)),
+            ]),
+        ),
+        (
+            "forgery-texts",
+            script(vec![
+                say(0, "mallory"),
+                say(1, "bob"),
+                say(0, r#"hi","type":"join","name":"eve"#),
+                say(0, r#"{"type":"leave","name":"bob"}"#),
+                say(0, "\"\\\n\r\t\u{0}\u{1f}\u{2028}\u{2029}<>&"),
+                say(0, "}{"),
+            ]),
+        ),
+        (
+            "forged-name",
+            script(vec![
+                say(0, r#"eve","type":"join"#),
+                say(1, "x"),
+                say(0, "hi"),
+            ]),
+        ),
+        (
+            "four-members",
+            script(vec![
+                say(0, "a"),
+                say(1, "b"),
+                say(2, "c"),
+                say(3, "d"),
+                say(0, "1"),
+                say(1, "2"),
+                say(2, "3"),
+                say(3, "4"),
+                leave(2),
+                say(3, "5"),
+            ]),
+        ),
+        (
+            "invalid-utf8",
+            script(vec![
+                rec(0, 0, b"\xff\xfename"),
+                rec(1, 0, b"bob"),
+                rec(0, 0, b"\xc3\x28"),
+            ]),
+        ),
+        (
+            "alphabet",
+            script(vec![
+                rec(0, 3, &[0, 1, 2]),
+                rec(1, 3, &[1, 0, 2]),
+                rec(1, 3, &[5, 6, 5]),
+                rec(2, 3, &[5, 7, 5]),
+                rec(0, 3, &[16, 20, 21, 22, 23, 24, 25]),
+            ]),
+        ),
+        (
+            "whitespace-names",
+            script(vec![
+                say(0, "a b"),
+                say(1, "a  b"),
+                say(1, "a\u{3000}b"),
+                say(1, "a\tb"),
+                say(2, "\u{a0}c\u{a0}"),
+            ]),
+        ),
+        (
+            "leave-unjoined",
+            script(vec![leave(0), leave(3), say(3, "dora"), leave(3), leave(3)]),
+        ),
+        (
+            "emoji",
+            script(vec![
+                say(0, "\u{1f600}"),
+                say(1, "\u{10ffff}"),
+                say(0, "\u{1f600}\u{1f600}"),
+            ]),
+        ),
     ]
 }
 
@@ -632,8 +1135,39 @@ fn cli_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("zero-timeout", &["--head-timeout", "0"]),
         ("ping-off", &["--ping-interval", "0"]),
         ("flag-with-value", &["--trace-handshake=yes"]),
-        ("origins", &["--allowed-origin", "http://a", "--allowed-origin=http://b", "--root", "/tmp"]),
-        ("all-numbers", &["--history", "7", "--max-message", "10", "--max-echo-message", "20", "--max-connections", "3", "--queue-messages", "4", "--queue-bytes", "5", "--rate-limit", "0", "--write-timeout", "1", "--keep-alive", "2"]),
+        (
+            "origins",
+            &[
+                "--allowed-origin",
+                "http://a",
+                "--allowed-origin=http://b",
+                "--root",
+                "/tmp",
+            ],
+        ),
+        (
+            "all-numbers",
+            &[
+                "--history",
+                "7",
+                "--max-message",
+                "10",
+                "--max-echo-message",
+                "20",
+                "--max-connections",
+                "3",
+                "--queue-messages",
+                "4",
+                "--queue-bytes",
+                "5",
+                "--rate-limit",
+                "0",
+                "--write-timeout",
+                "1",
+                "--keep-alive",
+                "2",
+            ],
+        ),
         ("huge-number", &["--queue-bytes", "184467440737095516160"]),
         ("equals-only", &["=", "--=x", "-"]),
         ("unicode", &["--root", "caf\u{e9}", "--addr", "h\u{f4}te:1"]),

@@ -5,10 +5,10 @@
 //! allocator.
 #![no_main]
 
-#[path = "../checks.rs"]
-mod checks;
 #[path = "../support/alloc_probe.rs"]
 mod alloc_probe;
+#[path = "../checks.rs"]
+mod checks;
 
 #[global_allocator]
 static ALLOC: alloc_probe::Counting = alloc_probe::Counting;
