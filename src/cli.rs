@@ -116,7 +116,8 @@ where
             "--head-timeout" => config.head_timeout = nonzero_seconds(&flag, &value()?)?,
             "--write-timeout" => config.write_timeout = nonzero_seconds(&flag, &value()?)?,
             "--keep-alive" => config.keep_alive_timeout = nonzero_seconds(&flag, &value()?)?,
-            _ => return Err(format!("unknown argument '{arg}' (try --help)")),
+            // Quoted with {:?} so that whatever the argument holds (a newline, say) stays on one line.
+            _ => return Err(format!("unknown argument {arg:?} (try --help)")),
         }
     }
     Ok(Command::Run(config))
@@ -129,14 +130,14 @@ fn parse_addr(value: &str) -> Result<String, String> {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
             Ok(value.to_string())
         }
-        _ => Err(format!("--addr expects HOST:PORT, got '{value}'")),
+        _ => Err(format!("--addr expects HOST:PORT, got {value:?}")),
     }
 }
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
     value
         .parse()
-        .map_err(|_| format!("{flag} expects a whole number, got '{value}'"))
+        .map_err(|_| format!("{flag} expects a whole number, got {value:?}"))
 }
 
 fn positive(flag: &str, value: &str) -> Result<usize, String> {
@@ -200,6 +201,8 @@ mod tests {
             &["--history", "-1"],
             &["--max-message", "0"],
             &["--trace-handshake=yes"],
+            &["--bogus\nsecond line"],
+            &["--history", "1\n2"],
         ] {
             let err = run(args).unwrap_err();
             assert!(!err.contains('\n'), "{err}");
