@@ -71,8 +71,21 @@ fn expect_close(server: &TestServer, path: &str, frames: &[Vec<u8>], code: u16) 
     assert!(std::str::from_utf8(&reason).is_ok());
 }
 
-/// A good member still chats after the attack.
+/// The server runs in this test process, so the process's peak resident memory bounds what
+/// any attack made the server allocate. The attacks here declare up to 2^63-byte frames and
+/// send megabytes; a server that buffered them would blow far past this ceiling.
+const PEAK_MEMORY_CEILING_KIB: u64 = 256 * 1024;
+
+fn peak_memory_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A good member still chats after the attack, and memory stayed bounded.
 fn room_still_works(server: &TestServer) {
+    let peak = peak_memory_kib();
+    assert!(peak < PEAK_MEMORY_CEILING_KIB, "peak memory {peak} KiB");
     let mut a = server.join(&format!("a{}", rand_suffix()));
     let mut b = server.join(&format!("b{}", rand_suffix()));
     // Skip the backlog the attack may have left; then b's join arrives.
@@ -234,6 +247,7 @@ fn fragment_lengths_that_add_up_past_the_cap_are_refused() {
         client_frame(0x0, false, &[0u8; 40_000]),
     ];
     expect_close(&server, "/echo", &frames, 1009);
+    room_still_works(&server);
 }
 
 #[test]
@@ -251,6 +265,7 @@ fn close_reasons_are_at_most_123_bytes_of_utf8() {
         std::str::from_utf8(&reason).unwrap(),
         "the chat accepts text messages only"
     );
+    room_still_works(&server);
 }
 
 #[test]
@@ -278,6 +293,7 @@ fn a_long_subprotocol_header_is_linear_and_limited() {
     assert_eq!(response.status, 101);
     assert_eq!(response.header("sec-websocket-protocol"), None);
     assert!(started.elapsed() < Duration::from_secs(5));
+    room_still_works(&server);
 }
 
 #[test]
@@ -294,6 +310,7 @@ fn an_unclosed_quoted_extension_parameter_is_harmless() {
     let response = raw_request(&server, request.as_bytes());
     assert_eq!(response.status, 101);
     assert_eq!(response.header("sec-websocket-extensions"), None);
+    room_still_works(&server);
 }
 
 #[test]
@@ -337,6 +354,7 @@ fn a_20_mb_header_gets_431_after_8_kib() {
         "{:?}",
         String::from_utf8_lossy(&reply[..reply.len().min(60)])
     );
+    room_still_works(&server);
 }
 
 #[test]
@@ -350,6 +368,7 @@ fn a_head_one_byte_per_packet_still_parses_in_bounded_time() {
     }
     assert_eq!(read_response(&mut stream, true).status, 101);
     assert!(started.elapsed() < Duration::from_secs(5));
+    room_still_works(&server);
 }
 
 #[test]
@@ -419,6 +438,7 @@ fn hostile_names() {
     mallory.send(Message::text("mallory")).unwrap();
     assert!(next_text(&mut mallory).contains("welcome"));
     assert_eq!(next_text(&mut alice), r#"{"type":"join","name":"mallory"}"#);
+    room_still_works(&server);
 }
 
 #[test]
@@ -474,4 +494,5 @@ fn thousands_of_connections_at_once_get_a_clear_refusal() {
     assert_eq!(refused, 200);
     drop(held);
     assert!((0..200).any(|_| get(&server, "/", "").status == 200));
+    room_still_works(&server);
 }
