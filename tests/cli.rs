@@ -172,3 +172,54 @@ fn logs_name_peer_path_and_outcome_and_trace_shows_both_heads() {
         "{log}"
     );
 }
+
+#[test]
+fn running_out_of_file_descriptors_refuses_connections_and_recovers() {
+    // A descriptor limit of 32 leaves room for about 20 connections. The server must answer
+    // the rest with 503 (it keeps one spare descriptor for exactly this) instead of spinning
+    // on a failing accept, and serve again once descriptors are free.
+    let mut child = Command::new("bash")
+        .args([
+            "-c",
+            "ulimit -n 32 && exec \"$0\" --addr 127.0.0.1:0",
+            env!("CARGO_BIN_EXE_wschat"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line
+        .trim_start_matches("listening on http://")
+        .trim_end()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let request = |stream: &mut TcpStream| {
+        std::io::Write::write_all(stream, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        read_response(stream, false).status
+    };
+    let mut held = Vec::new();
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        statuses.push(request(&mut stream));
+        held.push(stream); // kept alive: each served one holds a descriptor
+    }
+    let served = statuses.iter().filter(|&&s| s == 200).count();
+    let refused = statuses.iter().filter(|&&s| s == 503).count();
+    assert_eq!(served + refused, 40, "{statuses:?}");
+    assert!(served >= 10 && refused >= 10, "{statuses:?}");
+    drop(held);
+    let recovered = (0..200).any(|_| {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        request(&mut stream) == 200
+    });
+    assert!(recovered, "still refusing after descriptors were freed");
+    assert!(terminate(&mut child).success());
+}
