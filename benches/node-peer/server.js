@@ -119,6 +119,7 @@ chatWss.on('connection', (ws) => {
       broadcast(key, { type: 'join', name: r.name });
       return;
     }
+    if (text.trim() === '') return; // blank messages are dropped, as wschat does
     const name = members.get(key).name;
     backlog.push({ from: name, text });
     if (backlog.length > HISTORY) backlog.shift();

@@ -169,6 +169,17 @@ pub fn report(path: &str) -> Result<String, String> {
         counts.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("/")
     };
     let _ = writeln!(out, "Medians of {runs_note} run(s) per scenario and server; ratio = wschat / ws.\n");
+    let other: Vec<f64> =
+        groups.values().flatten().filter_map(|r| r.get("other_cpu_pct").and_then(Value::as_f64)).collect();
+    if let Some(max) = other.iter().cloned().reduce(f64::max) {
+        let disturbed = other.iter().filter(|&&o| o > 20.0).count();
+        let _ = writeln!(
+            out,
+            "Other processes during the measured windows: at most {max:.0} % of one core; {disturbed} of {} \
+             measurements kept although above 20 %.\n",
+            other.len()
+        );
+    }
     let bg: Vec<f64> = groups.values().flatten().filter_map(|r| r.get("bg_busy_pct").and_then(Value::as_f64)).collect();
     if let Some(max) = bg.iter().cloned().reduce(f64::max) {
         let busy = bg.iter().filter(|&&b| b >= 15.0).count();

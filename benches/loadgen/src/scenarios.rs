@@ -165,6 +165,7 @@ pub fn echo(a: &Args) -> Result<Value, String> {
     let cpu = CpuWindow::start(pid);
     let mut p = echo_phase(&mut net, msgs, size, deadline).map_err(ioe)?;
     let (server_cpu, client_cpu) = cpu.end();
+    let other = cpu.other_pct();
     p.rtts.sort_unstable();
     let secs = p.elapsed.as_secs_f64();
     Ok(json!({
@@ -180,6 +181,7 @@ pub fn echo(a: &Args) -> Result<Value, String> {
         "rtt_p99_us": round(pct_us(&p.rtts, 99.0), 1),
         "server_cpu_pct": opt(server_cpu, 1),
         "client_cpu_pct": round(client_cpu, 1),
+        "other_cpu_pct": round(other, 1),
     }))
 }
 
@@ -538,6 +540,7 @@ pub fn broadcast(a: &Args, name: &str, default_window: usize, default_msgs: usiz
     let p = chat_phase(&mut net, &live, msgs, window, size, warmup as u64, deadline, &mut lat, &mut st)
         .map_err(ioe)?;
     let (server_cpu, client_cpu) = cpu.end();
+    let other = cpu.other_pct();
     lat.sort_unstable();
     let secs = p.elapsed.as_secs_f64();
     let deliveries = st.deliveries - warm_deliveries;
@@ -558,6 +561,7 @@ pub fn broadcast(a: &Args, name: &str, default_window: usize, default_msgs: usiz
             "max_us": round(pct_us(&lat, 100.0), 1),
             "server_cpu_pct": opt(server_cpu, 1),
             "client_cpu_pct": round(client_cpu, 1),
+            "other_cpu_pct": round(other, 1),
         }),
         chat_common_json(&st),
     ))
@@ -587,6 +591,7 @@ pub fn stalled(a: &Args) -> Result<Value, String> {
     let cpu = CpuWindow::start(pid);
     let p = chat_phase(&mut net, &live, msgs, window, size, 0, deadline, &mut lat, &mut st).map_err(ioe)?;
     let (server_cpu, client_cpu) = cpu.end();
+    let other = cpu.other_pct();
     let rss_after = pid.and_then(|p| util::rss_kib(p).ok());
     let peak = sampler.peak_kib();
 
@@ -662,6 +667,7 @@ pub fn stalled(a: &Args) -> Result<Value, String> {
             "rss_growth_mib": rss_base.map(|b| mib(peak.saturating_sub(b))),
             "server_cpu_pct": opt(server_cpu, 1),
             "client_cpu_pct": round(client_cpu, 1),
+            "other_cpu_pct": round(other, 1),
         }),
         chat_common_json(&st),
     ))
@@ -714,10 +720,12 @@ pub fn idle(a: &Args) -> Result<Value, String> {
     idle_loop(&mut net, Duration::from_secs_f64(settle_secs)).map_err(ioe)?;
     let rss_connected = util::rss_kib(pid).map_err(ioe)?;
     let cpu0 = util::cpu_secs(pid).map_err(ioe)?;
+    let window = CpuWindow::start(Some(pid));
     let c0 = Instant::now();
     let (msgs, closed) = idle_loop(&mut net, Duration::from_secs_f64(idle_secs)).map_err(ioe)?;
     let cpu1 = util::cpu_secs(pid).map_err(ioe)?;
     let wall = c0.elapsed().as_secs_f64();
+    let other = window.other_pct();
     let rss_end = util::rss_kib(pid).map_err(ioe)?;
 
     // Liveness: every connection echoes one message.
@@ -777,6 +785,7 @@ pub fn idle(a: &Args) -> Result<Value, String> {
         "rss_per_conn_kib": round(per_conn, 2),
         "idle_cpu_pct": round((cpu1 - cpu0) / wall * 100.0, 2),
         "idle_cpu_ms": round((cpu1 - cpu0) * 1000.0, 0),
+        "other_cpu_pct": round(other, 1),
     }))
 }
 
@@ -873,6 +882,7 @@ pub fn static_files(a: &Args) -> Result<Value, String> {
     let text = run_wrk(wrk, url, conns, secs)?;
     let wrk_cpu = (util::children_cpu_secs() - wrk0) / t0.elapsed().as_secs_f64() * 100.0;
     let (server_cpu, _) = cpu.end();
+    let other = cpu.other_pct();
     let mut rps = None;
     let (mut requests, mut non2xx, mut sock_err) = (None, 0u64, 0u64);
     let (mut p50, mut p99) = (None, None);
@@ -910,5 +920,6 @@ pub fn static_files(a: &Args) -> Result<Value, String> {
         "connection_header": connection_header,
         "server_cpu_pct": opt(server_cpu, 1),
         "client_cpu_pct": round(wrk_cpu, 1),
+        "other_cpu_pct": round(other, 1),
     }))
 }

@@ -183,12 +183,25 @@ impl RssSampler {
     }
 }
 
-/// Server and client CPU over a measured window.
+/// CPU seconds all cores spent busy in user, nice, system, irq and steal time, from
+/// /proc/stat. Softirq is left out: on loopback it is mostly our own packets' processing.
+pub fn machine_busy_secs() -> f64 {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let line = s.lines().find(|l| l.starts_with("cpu ")).unwrap_or("");
+    let f: Vec<f64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let g = |i: usize| f.get(i).copied().unwrap_or(0.0);
+    // user nice system idle iowait irq softirq steal
+    (g(0) + g(1) + g(2) + g(5) + g(7)) / clk_tck()
+}
+
+/// Server and client CPU over a measured window, and what everything else used.
 pub struct CpuWindow {
     pid: Option<u32>,
     t0: Instant,
     server0: f64,
     client0: f64,
+    children0: f64,
+    machine0: f64,
 }
 
 impl CpuWindow {
@@ -198,7 +211,18 @@ impl CpuWindow {
             t0: Instant::now(),
             server0: pid.and_then(|p| cpu_secs(p).ok()).unwrap_or(0.0),
             client0: self_cpu_secs(),
+            children0: children_cpu_secs(),
+            machine0: machine_busy_secs(),
         }
+    }
+
+    /// CPU (% of one core) used during the window by processes other than the server, this
+    /// generator and its children: a build or a test suite running beside the benchmark.
+    pub fn other_pct(&self) -> f64 {
+        let wall = self.t0.elapsed().as_secs_f64().max(1e-9);
+        let server = self.pid.and_then(|p| cpu_secs(p).ok()).map(|s| s - self.server0).unwrap_or(0.0);
+        let ours = (self_cpu_secs() - self.client0) + (children_cpu_secs() - self.children0);
+        ((machine_busy_secs() - self.machine0 - server - ours) / wall * 100.0).max(0.0)
     }
     /// (server CPU % of one core, client CPU %), over the wall time since start.
     pub fn end(&self) -> (Option<f64>, f64) {
