@@ -303,6 +303,11 @@ fn lookup_on_disk(root: &Path, target: &TargetPath) -> Option<Lookup> {
         // index.html may itself be a symlink, so it is checked like any other file.
         real = contained(root, &real.join(INDEX))?;
     }
+    // Only regular files: opening a FIFO or a device could block this thread forever, so the
+    // type is checked before opening, and again on the opened handle.
+    if !fs::metadata(&real).ok()?.is_file() {
+        return None;
+    }
     let file = File::open(&real).ok()?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() {

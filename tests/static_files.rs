@@ -267,3 +267,16 @@ fn the_built_in_page_is_served_by_default() {
     );
     assert_eq!(get(&server, "/missing.png", "").status, 404);
 }
+
+#[test]
+fn a_fifo_in_the_root_is_404_and_does_not_block_the_thread() {
+    // Opening a FIFO for reading blocks until a writer appears; the server must never try.
+    let (dir, server) = site();
+    let fifo = dir.0.join("public/pipe");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(get(&server, "/pipe", "").status, 404);
+}
