@@ -207,9 +207,14 @@ pub fn run(
         };
         if let Next::Close(code, reason) = next {
             outbox.close(code, reason);
+        }
+        // Stop as soon as a close is queued, ours just now or one from another thread (queue
+        // overflow, shutdown): messages tungstenite had already buffered are not acted on, and
+        // the log names the code the peer actually receives.
+        if let Some(code) = outbox.close_code() {
             break Outcome {
                 code,
-                reason: reason.to_string(),
+                reason: "closed by server".into(),
             };
         }
     };
