@@ -170,11 +170,12 @@ pub fn check_upgrade(request: &Request, allowed_origins: &[String]) -> Result<St
         Ok(None) | Err(()) => return Err(Rejection::MissingVersion),
     }
     // 7. Origin is optional; policy is the server's (section 10.2).
+    //    Browsers send one Origin; two is not a browser, and which to trust is ambiguous.
     if !allowed_origins.is_empty() {
-        if let Some(origin) = request.headers_named("origin").next() {
-            if !allowed_origins.iter().any(|o| o.as_bytes() == origin) {
-                return Err(Rejection::OriginNotAllowed);
-            }
+        match request.single_header("origin") {
+            Ok(None) => {}
+            Ok(Some(origin)) if allowed_origins.iter().any(|o| o.as_bytes() == origin) => {}
+            _ => return Err(Rejection::OriginNotAllowed),
         }
     }
     // Not in the RFC's list but implied by it: after the head come frames, never a body.
@@ -281,6 +282,8 @@ mod tests {
             from("https://evil.example"),
             Err(Rejection::OriginNotAllowed)
         );
+        let twice = "https://chat.example\nOrigin: https://evil.example";
+        assert_eq!(from(twice), Err(Rejection::OriginNotAllowed));
     }
 
     #[test]
