@@ -258,7 +258,7 @@ struct UpgradeFacts<'a> {
     keys: Vec<&'a [u8]>,
     key_decodes_to_16: bool,
     versions: Vec<&'a [u8]>,
-    first_origin: Option<&'a [u8]>,
+    origins: Vec<&'a [u8]>,
     body: bool,
 }
 
@@ -279,16 +279,19 @@ impl<'a> UpgradeFacts<'a> {
             keys,
             key_decodes_to_16,
             versions: values(request, "sec-websocket-version"),
-            first_origin: values(request, "origin").first().copied(),
+            origins: values(request, "origin"),
             body: announces_body(request),
         }
     }
 
+    /// With an allow-list: no Origin (not a browser), or exactly one that is listed.
     fn origin_ok(&self, allowed: &[String]) -> bool {
         allowed.is_empty()
-            || self
-                .first_origin
-                .is_none_or(|o| allowed.iter().any(|a| a.as_bytes() == o))
+            || match self.origins[..] {
+                [] => true,
+                [origin] => allowed.iter().any(|a| a.as_bytes() == origin),
+                _ => false,
+            }
     }
 
     fn acceptable(&self, allowed: &[String]) -> bool {
