@@ -80,6 +80,44 @@ impl Net {
         Ok(())
     }
 
+    /// Ends every connection with a closing handshake (so the server sees a clean 1000, not
+    /// a reset), waiting at most `timeout` for the replies. Best effort: errors are ignored.
+    pub fn close_all(&mut self, timeout: Duration) {
+        let mut open = 0usize;
+        for i in 0..self.conns.len() {
+            let c = &mut self.conns[i];
+            if c.eof || c.close_received.is_some() {
+                continue;
+            }
+            if !self.registered[i] {
+                // Never read (the stalled member): its unread bytes would turn close into a reset.
+                let _ = self.register(i);
+            }
+            if self.conns[i].send_close().is_ok() {
+                open += 1;
+            }
+        }
+        let deadline = Instant::now() + timeout;
+        let mut ready = Vec::new();
+        let mut sink: Vec<()> = Vec::new();
+        // Registering reports data already waiting, so events cover every connection.
+        while open > 0 && Instant::now() < deadline {
+            if self.wait(Duration::from_millis(50), &mut ready).is_err() {
+                return;
+            }
+            for &i in &ready {
+                if self.conns[i].eof || self.conns[i].close_received.is_some() {
+                    continue;
+                }
+                sink.clear();
+                let gone = self.read_conn(i, &mut sink, |_, _| ()).map(|e| e.eof).unwrap_or(true);
+                if gone || self.conns[i].eof || self.conns[i].close_received.is_some() {
+                    open -= 1;
+                }
+            }
+        }
+    }
+
     /// Reads connection `i` until the socket would block, handing each message with the time
     /// its bytes were read to `parse`, whose results are appended to `out`. Pongs for pings
     /// and the close reply are flushed on the way.

@@ -176,7 +176,7 @@ pub fn report(path: &str) -> Result<String, String> {
         let _ = writeln!(
             out,
             "Other processes during the measured windows: at most {max:.0} % of one core; {disturbed} of {} \
-             measurements kept although above 20 %.\n",
+             measurements kept although above 20 % (idle is never retried: a neighbour hardly moves a server's own RSS and CPU).\n",
             other.len()
         );
     }

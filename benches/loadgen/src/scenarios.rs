@@ -166,6 +166,7 @@ pub fn echo(a: &Args) -> Result<Value, String> {
     let mut p = echo_phase(&mut net, msgs, size, deadline).map_err(ioe)?;
     let (server_cpu, client_cpu) = cpu.end();
     let other = cpu.other_pct();
+    net.close_all(Duration::from_secs(2));
     p.rtts.sort_unstable();
     let secs = p.elapsed.as_secs_f64();
     Ok(json!({
@@ -541,6 +542,7 @@ pub fn broadcast(a: &Args, name: &str, default_window: usize, default_msgs: usiz
         .map_err(ioe)?;
     let (server_cpu, client_cpu) = cpu.end();
     let other = cpu.other_pct();
+    net.close_all(Duration::from_secs(2));
     lat.sort_unstable();
     let secs = p.elapsed.as_secs_f64();
     let deliveries = st.deliveries - warm_deliveries;
@@ -642,6 +644,8 @@ pub fn stalled(a: &Args) -> Result<Value, String> {
         }
     }
     let peak = peak.max(sampler.stop());
+    let _ = net.conns[0].sock.set_nonblocking(true);
+    net.close_all(Duration::from_secs(2));
     lat.sort_unstable();
     let secs = p.elapsed.as_secs_f64();
     let expected = msgs as u64 * (live.len() as u64 - 1);
@@ -769,6 +773,7 @@ pub fn idle(a: &Args) -> Result<Value, String> {
             }
         }
     }
+    net.close_all(Duration::from_secs(5));
     let per_conn = (rss_end as f64 - rss_base as f64) / n as f64;
     Ok(json!({
         "scenario": "idle",

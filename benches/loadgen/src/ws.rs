@@ -340,6 +340,15 @@ impl Conn {
         self.flush().map(|_| ())
     }
 
+    /// Queues our close frame (1000, once) and tries to write it out.
+    pub fn send_close(&mut self) -> io::Result<()> {
+        if !self.close_sent {
+            self.close_sent = true;
+            self.queue(OP_CLOSE, &1000u16.to_be_bytes());
+        }
+        self.flush().map(|_| ())
+    }
+
     /// Writes as much of the send buffer as the socket takes. Ok(true) when empty.
     pub fn flush(&mut self) -> io::Result<bool> {
         while self.wpos < self.wbuf.len() {
