@@ -147,7 +147,9 @@ pub enum Parsed {
 pub fn parse_head(buf: &[u8]) -> Result<Parsed, HttpError> {
     // httparse tolerates empty lines before the request line (RFC 9112 section 2.2 allows a
     // server to); anything else before the method, such as a space, is an error.
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    // On the heap, not the stack: every stack page a connection thread touches stays resident
+    // for the life of the connection, and this array alone is over 3 KiB.
+    let mut headers = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
@@ -209,7 +211,9 @@ pub fn read_request(
     buf: &mut Vec<u8>,
     deadline: Instant,
 ) -> Result<(Request, usize), HttpError> {
-    let mut chunk = [0u8; 2048];
+    // Read straight into `buf` rather than through a stack buffer, for the reason given in
+    // parse_head: stack pages stay resident for the whole connection.
+    const CHUNK: usize = 2048;
     loop {
         if !buf.is_empty() {
             if let Parsed::Complete { request, head_len } = parse_head(buf)? {
@@ -222,15 +226,19 @@ pub fn read_request(
         }
         stream.set_read_timeout(Some(left)).map_err(HttpError::Io)?;
         // Never read past the head limit: the limit bounds memory, not just parsing.
-        let room = (MAX_HEAD_BYTES - buf.len().min(MAX_HEAD_BYTES)).clamp(1, chunk.len());
-        match stream.read(&mut chunk[..room]) {
+        let room = (MAX_HEAD_BYTES - buf.len().min(MAX_HEAD_BYTES)).clamp(1, CHUNK);
+        let start = buf.len();
+        buf.resize(start + room, 0);
+        let read = stream.read(&mut buf[start..]);
+        buf.truncate(start + *read.as_ref().unwrap_or(&0));
+        match read {
             Ok(0) if buf.is_empty() => return Err(HttpError::Closed),
             Ok(0) => {
                 return Err(HttpError::Malformed(
                     "connection closed inside the request head",
                 ))
             }
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(_) => {}
             Err(e)
                 if matches!(
                     e.kind(),

@@ -283,7 +283,7 @@ fn serve(shared: &Arc<Shared>, id: u64, stream: &Arc<TcpStream>, peer: SocketAdd
                 peer,
                 request,
                 buf.split_off(head_len),
-                &buf,
+                buf,
                 endpoint,
             );
             return;
@@ -330,16 +330,18 @@ fn upgrade(
     peer: SocketAddr,
     request: Request,
     leftover: Vec<u8>,
-    head: &[u8],
+    head: Vec<u8>,
     endpoint: Endpoint,
 ) {
     let config = &shared.config;
     if config.trace_handshake {
         log!(
             "{peer} upgrade request:\n{}",
-            String::from_utf8_lossy(head).trim_end()
+            String::from_utf8_lossy(&head).trim_end()
         );
     }
+    // The head is not needed past this point; a long session should not keep it.
+    drop(head);
     let reply = match handshake::check_upgrade(&request, &config.allowed_origins) {
         Ok(accept) => handshake::switching_protocols(&accept),
         Err(rejection) => {
