@@ -225,7 +225,9 @@ impl Outbox {
     /// Callable from any thread.
     pub fn close(self: &Arc<Self>, code: u16, reason: &str) {
         let mut st = lock(&self.state);
-        if st.dead || st.close_queued {
+        // A finished connection has already closed (or lost) its peer; at shutdown this avoids
+        // writing 1001 into sockets the peer has just closed.
+        if st.dead || st.close_queued || st.finished {
             return;
         }
         let frame = close_frame(code, reason);
