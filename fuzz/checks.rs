@@ -1967,6 +1967,9 @@ struct TestServer {
     max_echo: usize,
 }
 
+/// Requests per keep-alive connection on the `server` target's server.
+const SERVER_MAX_REQUESTS: usize = 100;
+
 fn test_server() -> &'static TestServer {
     static SERVER: OnceLock<TestServer> = OnceLock::new();
     SERVER.get_or_init(|| {
@@ -1982,6 +1985,8 @@ fn test_server() -> &'static TestServer {
             head_timeout: Duration::from_secs(5),
             keep_alive_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(5),
+            // Low enough that the max-requests seed reaches it.
+            max_requests_per_connection: SERVER_MAX_REQUESTS,
             ..wschat::Config::default()
         };
         let max_echo = config.max_echo_message;
@@ -2168,7 +2173,7 @@ pub fn check_server(data: &[u8]) {
         } else {
             wschat::http::Response::error(405, "only GET and HEAD are served")
         };
-        if request.wants_close() || served >= 100 {
+        if request.wants_close() || served >= SERVER_MAX_REQUESTS {
             reply = reply.header("Connection", "close");
         }
         let expected = Expected {

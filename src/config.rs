@@ -44,7 +44,8 @@ pub struct Config {
     pub write_timeout: Duration,
     /// How long an idle keep-alive HTTP connection is kept open. Default 5 s (`--keep-alive`).
     pub keep_alive_timeout: Duration,
-    /// Most HTTP requests served on one keep-alive connection. Default 100.
+    /// Most HTTP requests served on one keep-alive connection (nginx's default too).
+    /// Default 1000.
     pub max_requests_per_connection: usize,
     /// Chat messages one member may send per 10 seconds before being closed with 1008.
     /// Default 100 (`--rate-limit`); zero turns the limit off.
@@ -68,7 +69,7 @@ impl Default for Config {
             head_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(5),
-            max_requests_per_connection: 100,
+            max_requests_per_connection: 1000,
             rate_limit: 100,
         }
     }
