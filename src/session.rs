@@ -251,6 +251,16 @@ fn outcome_of(error: Error, outbox: &Arc<Outbox>) -> Outcome {
         }
         Error::Protocol(e) => (1002, e.to_string()),
         Error::Utf8(_) => (1007, "invalid UTF-8 in a text message".into()),
+        // RFC 6455 section 5.2: in a 64-bit length "the most significant bit MUST be 0".
+        // tungstenite rejects such a length only as too long; it is a protocol error.
+        Error::Capacity(CapacityError::MessageTooLong { size, .. })
+            if (*size as u64) >> 63 == 1 =>
+        {
+            (
+                1002,
+                "frame length with its most significant bit set".into(),
+            )
+        }
         Error::Capacity(CapacityError::MessageTooLong { max_size, .. }) => {
             (1009, format!("message over {max_size} bytes"))
         }

@@ -210,13 +210,12 @@ fn huge_declared_lengths_are_refused_without_allocating() {
         )],
         1009,
     );
-    // The top bit set (a length the RFC forbids). tungstenite reports it as too long, so the
-    // code is 1009 rather than 1002; the connection is refused either way.
+    // The top bit set: a length RFC 6455 section 5.2 forbids outright, so a protocol error.
     expect_close(
         &server,
         "/echo",
         &[frame_header(0x82, &[0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0])],
-        1009,
+        1002,
     );
     expect_close(
         &server,
