@@ -26,7 +26,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
 use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
@@ -105,6 +105,14 @@ fn encode(frame: Frame) -> Bytes {
     Bytes::from(out)
 }
 
+/// Who writes a queue that was idle.
+enum Writer {
+    /// A writer-pool thread: the caller must not wait on this socket.
+    Pool,
+    /// The calling thread, which owns the connection.
+    ThisThread,
+}
+
 #[derive(Debug, Default)]
 struct State {
     queue: VecDeque<Bytes>,
@@ -172,7 +180,7 @@ impl Outbox {
     /// Queues a frame from any thread; a pool thread writes it. Never blocks on the socket.
     /// Returns false when the frame was dropped (closing, or the queue overflowed).
     pub fn push(self: &Arc<Self>, frame: Bytes) -> bool {
-        let mut st = lock(&self.state);
+        let st = lock(&self.state);
         if st.dead || st.refuse_broadcasts || st.close_queued {
             return false;
         }
@@ -188,13 +196,7 @@ impl Outbox {
             self.overflow();
             return false;
         }
-        st.queued_bytes += frame.len();
-        st.queue.push_back(frame);
-        if !st.writing {
-            st.writing = true;
-            drop(st);
-            self.pool.submit(Arc::clone(self));
-        }
+        self.enqueue(st, frame, Writer::Pool);
         true
     }
 
@@ -202,17 +204,11 @@ impl Outbox {
     /// this thread. Used for echo replies and tungstenite's own pong and close replies, where
     /// waiting on our own peer is the natural back-pressure.
     pub fn push_owned(self: &Arc<Self>, frame: Bytes) {
-        let mut st = lock(&self.state);
+        let st = lock(&self.state);
         if st.dead || st.close_queued {
             return;
         }
-        st.queued_bytes += frame.len();
-        st.queue.push_back(frame);
-        if !st.writing {
-            st.writing = true;
-            drop(st);
-            self.drain();
-        }
+        self.enqueue(st, frame, Writer::ThisThread);
     }
 
     /// Stops accepting broadcasts: the peer has sent its close frame and tungstenite is about
@@ -234,12 +230,21 @@ impl Outbox {
         st.close_queued = true;
         st.refuse_broadcasts = true;
         st.close_code = Some(code);
+        self.enqueue(st, frame, Writer::Pool);
+    }
+
+    /// Appends `frame` and, when nobody is writing yet, makes `writer` the one who does.
+    fn enqueue(self: &Arc<Self>, mut st: MutexGuard<'_, State>, frame: Bytes, writer: Writer) {
         st.queued_bytes += frame.len();
         st.queue.push_back(frame);
-        if !st.writing {
-            st.writing = true;
-            drop(st);
-            self.pool.submit(Arc::clone(self));
+        if st.writing {
+            return;
+        }
+        st.writing = true;
+        drop(st);
+        match writer {
+            Writer::Pool => self.pool.submit(Arc::clone(self)),
+            Writer::ThisThread => self.drain(),
         }
     }
 

@@ -21,6 +21,13 @@ fn spawn(args: &[&str]) -> (Child, SocketAddr, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let (addr, line) = listening_addr(&mut child);
+    (child, addr, line)
+}
+
+/// Reads the child's first stdout line, exactly `listening on http://ADDR/`; returns ADDR and
+/// the line.
+fn listening_addr(child: &mut Child) -> (SocketAddr, String) {
     let mut line = String::new();
     BufReader::new(child.stdout.as_mut().unwrap())
         .read_line(&mut line)
@@ -31,7 +38,7 @@ fn spawn(args: &[&str]) -> (Child, SocketAddr, String) {
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .parse()
         .unwrap();
-    (child, addr, line)
+    (addr, line)
 }
 
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
@@ -188,16 +195,7 @@ fn running_out_of_file_descriptors_refuses_connections_and_recovers() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line
-        .trim_start_matches("listening on http://")
-        .trim_end()
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
+    let (addr, _) = listening_addr(&mut child);
     let request = |stream: &mut TcpStream| {
         std::io::Write::write_all(stream, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
         read_response(stream, false).status
