@@ -187,15 +187,13 @@ fn keep_alive_serves_several_requests_and_honours_close() {
 
 #[test]
 fn keep_alive_has_a_request_limit() {
-    let (_dir, server) = site();
-    let server = {
-        drop(server);
-        let root = _dir.0.join("public");
-        TestServer::with(|c| {
-            c.root = Some(root);
-            c.max_requests_per_connection = 2;
-        })
-    };
+    let dir = TempDir::new("keep-alive");
+    dir.write("notes.txt", b"hello");
+    let root = dir.0.clone();
+    let server = TestServer::with(|c| {
+        c.root = Some(root);
+        c.max_requests_per_connection = 2;
+    });
     let mut stream = server.connect();
     stream
         .write_all(
