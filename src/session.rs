@@ -181,7 +181,8 @@ pub fn run(
         limiter: RateLimiter::new(config.rate_limit),
     });
 
-    let outcome = loop {
+    // The loop ends with the outcome and whether our close frame still has to be sent.
+    let (outcome, send_close) = loop {
         let message = match ctx.read(&mut io) {
             Ok(message) => message,
             Err(error) => break outcome_of(error, outbox),
@@ -207,47 +208,49 @@ pub fn run(
             (Message::Ping(_) | Message::Pong(_) | Message::Frame(_), _) => Next::Continue,
         };
         if let Next::Close(code, reason) = next {
-            outbox.close(code, reason);
+            let reason = reason.to_string();
+            break (Outcome { code, reason }, true);
         }
-        // Stop as soon as a close is queued, ours just now or one from another thread (queue
-        // overflow, shutdown): messages tungstenite had already buffered are not acted on, and
-        // the log names the code the peer actually receives.
+        // Stop as soon as another thread queued a close (queue overflow, shutdown): messages
+        // tungstenite had already buffered are not acted on, and the log names the code the
+        // peer actually receives.
         if let Some(code) = outbox.close_code() {
-            break Outcome {
-                code,
-                reason: "closed by server".into(),
-            };
+            break (closed_by_server(code), false);
         }
     };
-    // Leave the room (announcing it) before the socket is shut.
+    // Leave the room (announcing it) before our close frame goes out and the socket is shut:
+    // once the peer sees the close, it is no longer a member.
     drop(chat);
+    if send_close {
+        outbox.close(outcome.code, &outcome.reason);
+    }
     outbox.finish();
     outcome
 }
 
-/// Turns a tungstenite error into the close code it deserves, sending our close frame when the
-/// peer can still receive one.
-fn outcome_of(error: Error, outbox: &Arc<Outbox>) -> Outcome {
+fn closed_by_server(code: u16) -> Outcome {
+    Outcome {
+        code,
+        reason: "closed by server".into(),
+    }
+}
+
+/// Turns a tungstenite error into the close code it deserves, and says whether our close frame
+/// should be sent (when the peer can still receive one).
+fn outcome_of(error: Error, outbox: &Outbox) -> (Outcome, bool) {
     // The server may have closed this connection from another thread (shutdown, queue
     // overflow, heartbeat): that close code is the outcome.
     if let Some(code) = outbox.close_code() {
-        return Outcome {
-            code,
-            reason: "closed by server".into(),
-        };
+        return (closed_by_server(code), false);
     }
     let (code, reason): (u16, String) = match &error {
         Error::ConnectionClosed | Error::AlreadyClosed => {
-            return Outcome {
-                code: 1000,
-                reason: "closed by peer".into(),
-            }
+            let reason = "closed by peer".into();
+            return (Outcome { code: 1000, reason }, false);
         }
         Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) | Error::Io(_) => {
-            return Outcome {
-                code: 1006,
-                reason: format!("connection dropped: {error}"),
-            }
+            let reason = format!("connection dropped: {error}");
+            return (Outcome { code: 1006, reason }, false);
         }
         Error::Protocol(e) => (1002, e.to_string()),
         Error::Utf8(_) => (1007, "invalid UTF-8 in a text message".into()),
@@ -268,6 +271,5 @@ fn outcome_of(error: Error, outbox: &Arc<Outbox>) -> Outcome {
         Error::AttackAttempt => (1008, "attack attempt".into()),
         _ => (1011, "internal error".into()),
     };
-    outbox.close(code, &reason);
-    Outcome { code, reason }
+    (Outcome { code, reason }, true)
 }
