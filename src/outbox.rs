@@ -391,11 +391,6 @@ impl WriterPool {
         })
     }
 
-    /// Number of writer threads alive (for tests and diagnostics).
-    pub fn threads(&self) -> usize {
-        lock(&self.state).threads
-    }
-
     fn submit(self: &Arc<Self>, outbox: Arc<Outbox>) {
         let mut st = lock(&self.state);
         st.jobs.push_back(outbox);

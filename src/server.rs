@@ -97,11 +97,6 @@ impl Server {
         })
     }
 
-    /// The names in the chat room (for tests and diagnostics).
-    pub fn room_members(&self) -> Vec<String> {
-        self.shared.room.members()
-    }
-
     /// Accepts connections until shut down, then closes every WebSocket with 1001, waits a
     /// few seconds for their closing handshakes, and returns.
     pub fn run(self) -> io::Result<()> {
