@@ -45,6 +45,10 @@ impl Transport for MemoryTransport {
         Ok(buf.len())
     }
 
+    fn write_without_waiting(&self, buf: &[u8]) -> io::Result<usize> {
+        self.write(buf)
+    }
+
     fn shutdown(&self, how: Shutdown) {
         if matches!(how, Shutdown::Read | Shutdown::Both) {
             let mut input = lock(&self.input);

@@ -8,11 +8,14 @@
 //! bytes and put on this connection's [`Outbox`]. A queue is written by at most one thread at a
 //! time, in order, so frames never interleave.
 //!
-//! Who writes: when a queue goes from idle to non-empty, it is handed to the [`WriterPool`],
+//! Who writes: whoever makes a queue go from idle to non-empty gets the [`WriteTurn`]. A
+//! broadcaster uses it after letting go of the room lock to write what the socket takes *now*,
+//! without waiting (`MSG_DONTWAIT`), which is how most deliveries go out: no thread hand-off,
+//! no context switch. Only a socket whose buffer is full is handed to the [`WriterPool`],
 //! which grows a thread when none is free and lets threads exit after a while idle. A member
 //! that stops reading therefore ties up at most one writer thread, for at most the write
-//! timeout, and never the sender: a broadcast only appends to queues. An idle connection has no
-//! writer thread at all, so it costs one thread, not two.
+//! timeout, and never the sender. An idle connection has no writer thread at all, so it costs
+//! one thread, not two.
 //!
 //! Limits: a queue holds at most so many frames and bytes. A member whose queue overflows has
 //! fallen hopelessly behind; it is closed with 1008 instead of buffering without bound
@@ -40,6 +43,8 @@ pub trait Transport: Send + Sync + Debug {
     fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes like [`Write::write`].
     fn write(&self, buf: &[u8]) -> io::Result<usize>;
+    /// Writes what fits without waiting; [`io::ErrorKind::WouldBlock`] when nothing does.
+    fn write_without_waiting(&self, buf: &[u8]) -> io::Result<usize>;
     /// Shuts down one or both directions, like [`TcpStream::shutdown`]; errors are ignored
     /// because the peer may already be gone.
     fn shutdown(&self, how: Shutdown);
@@ -52,6 +57,12 @@ impl Transport for TcpStream {
 
     fn write(&self, buf: &[u8]) -> io::Result<usize> {
         Write::write(&mut &*self, buf)
+    }
+
+    fn write_without_waiting(&self, buf: &[u8]) -> io::Result<usize> {
+        // A per-call flag: the socket itself stays blocking for its reading thread, which
+        // `set_nonblocking` would change too (it is a property of the shared file).
+        socket2::SockRef::from(self).send_with_flags(buf, libc::MSG_DONTWAIT)
     }
 
     fn shutdown(&self, how: Shutdown) {
@@ -103,14 +114,6 @@ fn encode(frame: Frame) -> Bytes {
         .format(&mut out)
         .expect("writing a frame to memory cannot fail");
     Bytes::from(out)
-}
-
-/// Who writes a queue that was idle.
-enum Writer {
-    /// A writer-pool thread: the caller must not wait on this socket.
-    Pool,
-    /// The calling thread, which owns the connection.
-    ThisThread,
 }
 
 #[derive(Debug, Default)]
@@ -177,12 +180,22 @@ impl Outbox {
         self.peer
     }
 
-    /// Queues a frame from any thread; a pool thread writes it. Never blocks on the socket.
-    /// Returns false when the frame was dropped (closing, or the queue overflowed).
-    pub fn push(self: &Arc<Self>, frame: Bytes) -> bool {
+    /// Queues a frame from any thread and writes what the socket takes without waiting; a
+    /// pool thread writes the rest. Never blocks on the socket. Frames are dropped when the
+    /// connection is closing or the queue overflowed.
+    pub fn push(self: &Arc<Self>, frame: Bytes) {
+        if let Some(turn) = self.queue(frame) {
+            turn.write_now();
+        }
+    }
+
+    /// Queues a frame without writing anything, for a caller holding a lock that must not be
+    /// held while writing (the room). When the queue was idle, the caller gets the turn to
+    /// write it: [`WriteTurn::write_now`] after letting go of the lock.
+    pub fn queue(self: &Arc<Self>, frame: Bytes) -> Option<WriteTurn> {
         let st = lock(&self.state);
         if st.dead || st.refuse_broadcasts || st.close_queued {
-            return false;
+            return None;
         }
         if st.queue.len() >= self.limits.messages
             || st.queued_bytes + frame.len() > self.limits.bytes
@@ -194,10 +207,9 @@ impl Outbox {
                 self.peer
             );
             self.overflow();
-            return false;
+            return None;
         }
-        self.enqueue(st, frame, Writer::Pool);
-        true
+        self.enqueue(st, frame)
     }
 
     /// Queues bytes from the owning thread and, if nobody is writing, writes them right away on
@@ -208,7 +220,9 @@ impl Outbox {
         if st.dead || st.close_queued {
             return;
         }
-        self.enqueue(st, frame, Writer::ThisThread);
+        if let Some(turn) = self.enqueue(st, frame) {
+            turn.write_waiting();
+        }
     }
 
     /// Stops accepting broadcasts: the peer has sent its close frame and tungstenite is about
@@ -217,7 +231,7 @@ impl Outbox {
         lock(&self.state).refuse_broadcasts = true;
     }
 
-    /// Queues our close frame (if none is queued yet) and has a pool thread write it.
+    /// Queues our close frame (if none is queued yet) and writes it like [`Outbox::push`].
     /// Callable from any thread.
     pub fn close(self: &Arc<Self>, code: u16, reason: &str) {
         let mut st = lock(&self.state);
@@ -230,22 +244,20 @@ impl Outbox {
         st.close_queued = true;
         st.refuse_broadcasts = true;
         st.close_code = Some(code);
-        self.enqueue(st, frame, Writer::Pool);
+        if let Some(turn) = self.enqueue(st, frame) {
+            turn.write_now();
+        }
     }
 
-    /// Appends `frame` and, when nobody is writing yet, makes `writer` the one who does.
-    fn enqueue(self: &Arc<Self>, mut st: MutexGuard<'_, State>, frame: Bytes, writer: Writer) {
+    /// Appends `frame`; when nobody is writing yet, the caller gets the turn.
+    fn enqueue(self: &Arc<Self>, mut st: MutexGuard<'_, State>, frame: Bytes) -> Option<WriteTurn> {
         st.queued_bytes += frame.len();
         st.queue.push_back(frame);
         if st.writing {
-            return;
+            return None;
         }
         st.writing = true;
-        drop(st);
-        match writer {
-            Writer::Pool => self.pool.submit(Arc::clone(self)),
-            Writer::ThisThread => self.drain(),
-        }
+        Some(WriteTurn(Some(Arc::clone(self))))
     }
 
     /// The close code we queued, if any.
@@ -300,25 +312,85 @@ impl Outbox {
         true
     }
 
-    /// Writes the queue until it is empty. Only the thread that set `writing` calls this.
+    /// Takes every queued frame, or, when there are none, ends the caller's turn (shutting the
+    /// socket if the connection is done). Only the holder of the turn calls this.
+    fn take_queue(&self) -> Option<Vec<Bytes>> {
+        let mut st = lock(&self.state);
+        if st.dead || st.queue.is_empty() {
+            st.writing = false;
+            if st.finished || st.dead {
+                self.stream.shutdown(Shutdown::Both);
+            } else if st.close_queued {
+                // Our close frame is out: send FIN, keep reading the peer's reply.
+                self.stream.shutdown(Shutdown::Write);
+            }
+            return None;
+        }
+        st.queued_bytes = 0;
+        Some(st.queue.drain(..).collect())
+    }
+
+    /// Writes what the socket takes without waiting. Returns false when the socket's buffer
+    /// filled up: the unwritten rest is back at the front of the queue and the turn is still
+    /// the caller's, to hand to a thread that can wait.
+    fn write_without_waiting(&self) -> bool {
+        while let Some(frames) = self.take_queue() {
+            for (i, frame) in frames.iter().enumerate() {
+                match self.send_without_waiting(frame) {
+                    Ok(n) if n == frame.len() => {}
+                    Ok(n) => {
+                        let mut st = lock(&self.state);
+                        for rest in frames[i + 1..].iter().rev().chain([&frame.slice(n..)]) {
+                            st.queued_bytes += rest.len();
+                            st.queue.push_front(rest.clone());
+                        }
+                        return false;
+                    }
+                    Err(e) => {
+                        self.write_failed(&e);
+                        break;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Writes as much of `bytes` as the socket takes now.
+    fn send_without_waiting(&self, bytes: &[u8]) -> io::Result<usize> {
+        self.send(bytes, |buf| self.stream.write_without_waiting(buf))
+    }
+
+    /// Writes all of `bytes`, waiting as long as the write timeout allows (after which the
+    /// socket reports `WouldBlock`, an error here).
+    fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+        self.send(bytes, |buf| self.stream.write(buf))
+            .and_then(|n| match n == bytes.len() {
+                true => Ok(()),
+                false => Err(io::ErrorKind::TimedOut.into()),
+            })
+    }
+
+    /// Calls `write` until `bytes` are written or it reports `WouldBlock`.
+    fn send(&self, bytes: &[u8], write: impl Fn(&[u8]) -> io::Result<usize>) -> io::Result<usize> {
+        let mut written = 0;
+        while written < bytes.len() {
+            match write(&bytes[written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(written)
+    }
+
+    /// Writes the queue until it is empty, waiting on the socket as long as its write timeout
+    /// allows. Only the holder of the turn calls this.
     fn drain(&self) {
         let mut batch: Vec<u8> = Vec::new();
-        loop {
-            let frames: Vec<Bytes> = {
-                let mut st = lock(&self.state);
-                if st.dead || st.queue.is_empty() {
-                    st.writing = false;
-                    if st.finished || st.dead {
-                        self.stream.shutdown(Shutdown::Both);
-                    } else if st.close_queued {
-                        // Our close frame is out: send FIN, keep reading the peer's reply.
-                        self.stream.shutdown(Shutdown::Write);
-                    }
-                    return;
-                }
-                st.queued_bytes = 0;
-                st.queue.drain(..).collect()
-            };
+        while let Some(frames) = self.take_queue() {
             // Small frames are gathered into one write (one syscall, fewer TCP segments);
             // large ones are written straight from their shared buffer.
             let mut result = Ok(());
@@ -339,27 +411,53 @@ impl Outbox {
             result = result.and_then(|()| self.write_all(&batch));
             batch.clear();
             if let Err(e) = result {
-                // A write timeout (the socket's SO_SNDTIMEO) means no progress for that long.
-                log!("{} write failed ({e}): dropping the connection", self.peer);
-                self.kill();
+                self.write_failed(&e);
             }
         }
     }
 
-    fn write_all(&self, bytes: &[u8]) -> std::io::Result<()> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        let mut written = 0;
-        while written < bytes.len() {
-            match self.stream.write(&bytes[written..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+    fn write_failed(&self, e: &io::Error) {
+        // A write timeout (the socket's SO_SNDTIMEO) means no progress for that long.
+        log!("{} write failed ({e}): dropping the connection", self.peer);
+        self.kill();
+    }
+}
+
+/// The turn to write a queue that was idle: its holder is the queue's one writer. Dropping
+/// it unused hands the queue to the writer pool, so a turn can never be lost.
+#[derive(Debug)]
+#[must_use = "dropping a turn hands the queue to a pool thread; write_now is usually cheaper"]
+pub struct WriteTurn(Option<Arc<Outbox>>);
+
+impl WriteTurn {
+    /// Writes what the socket takes without waiting and hands the rest to the writer pool.
+    pub fn write_now(mut self) {
+        if let Some(outbox) = self.0.take() {
+            if !outbox.write_without_waiting() {
+                Arc::clone(&outbox.pool).submit(outbox);
             }
         }
-        Ok(())
+    }
+
+    /// Leaves the writing to a pool thread.
+    pub fn hand_to_pool(self) {
+        drop(self);
+    }
+
+    /// Writes everything, waiting on the socket: for the connection's own thread, for which
+    /// its peer's pace is the natural back-pressure.
+    fn write_waiting(mut self) {
+        if let Some(outbox) = self.0.take() {
+            outbox.drain();
+        }
+    }
+}
+
+impl Drop for WriteTurn {
+    fn drop(&mut self) {
+        if let Some(outbox) = self.0.take() {
+            Arc::clone(&outbox.pool).submit(outbox);
+        }
     }
 }
 
@@ -453,5 +551,107 @@ impl WriterPool {
                 lock(&outbox.state).writing = false;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryTransport;
+
+    /// A transport whose socket buffer has room for `room` bytes: writing without waiting
+    /// takes at most that much, a waiting write takes everything.
+    #[derive(Debug)]
+    struct SmallBuffer {
+        room: Mutex<usize>,
+        written: MemoryTransport,
+    }
+
+    impl Transport for SmallBuffer {
+        fn read(&self, _: &mut [u8]) -> io::Result<usize> {
+            Ok(0)
+        }
+
+        fn write(&self, buf: &[u8]) -> io::Result<usize> {
+            self.written.write(buf)
+        }
+
+        fn write_without_waiting(&self, buf: &[u8]) -> io::Result<usize> {
+            let mut room = lock(&self.room);
+            if *room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(*room);
+            *room -= n;
+            self.written.write(&buf[..n])
+        }
+
+        fn shutdown(&self, _: Shutdown) {}
+    }
+
+    fn outbox(stream: Arc<dyn Transport>) -> Arc<Outbox> {
+        let limits = QueueLimits {
+            messages: 64,
+            bytes: 1 << 20,
+        };
+        Arc::new(Outbox::new(
+            stream,
+            "127.0.0.1:1".parse().unwrap(),
+            limits,
+            WriterPool::new(Duration::from_secs(1)),
+        ))
+    }
+
+    fn wait_until_idle(outbox: &Outbox) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !outbox.is_idle() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the queue never drained"
+            );
+            thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_socket_with_room_is_written_by_the_pushing_thread() {
+        let stream = Arc::new(MemoryTransport::new(Vec::new()));
+        let outbox = outbox(stream.clone());
+        let frame = text_frame("hello");
+        outbox.push(frame.clone());
+        // No hand-off: the bytes are out before push returns.
+        assert_eq!(stream.output(), frame);
+        assert!(outbox.is_idle());
+    }
+
+    #[test]
+    fn a_full_socket_leaves_the_rest_to_the_pool_in_order() {
+        let stream = Arc::new(SmallBuffer {
+            room: Mutex::new(5),
+            written: MemoryTransport::default(),
+        });
+        let outbox = outbox(stream.clone());
+        let frames: Vec<Bytes> = (0..20).map(|i| text_frame(&format!("frame {i}"))).collect();
+        for frame in &frames {
+            outbox.push(frame.clone());
+        }
+        wait_until_idle(&outbox);
+        assert_eq!(stream.written.output(), frames.concat());
+    }
+
+    #[test]
+    fn a_dropped_turn_is_written_by_the_pool() {
+        let stream = Arc::new(MemoryTransport::new(Vec::new()));
+        let outbox = outbox(stream.clone());
+        let turn = outbox
+            .queue(text_frame("a"))
+            .expect("an idle queue gives a turn");
+        assert!(
+            outbox.queue(text_frame("b")).is_none(),
+            "one writer at a time"
+        );
+        turn.hand_to_pool();
+        wait_until_idle(&outbox);
+        assert_eq!(stream.output(), [text_frame("a"), text_frame("b")].concat());
     }
 }
