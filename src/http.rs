@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Largest request head accepted, in bytes. Larger heads get 431 (tungstenite CVE-2023-43669
 /// was a 20 MB header).
@@ -200,16 +200,30 @@ fn parse_error_reason(e: httparse::Error) -> &'static str {
     }
 }
 
+/// The read timeout to use with `left` until the deadline: `left` rounded down to a tenth of a
+/// second (or `left` itself when shorter). Successive requests on a kept-alive connection then
+/// want the same value and cost no `setsockopt` each; a read may give up early, never late.
+fn timeout_step(left: Duration) -> Duration {
+    const STEP: Duration = Duration::from_millis(100);
+    if left < STEP {
+        return left;
+    }
+    let steps = left.as_millis() / STEP.as_millis();
+    STEP * u32::try_from(steps).unwrap_or(u32::MAX)
+}
+
 /// Reads one request head from `stream`.
 ///
 /// `buf` may already hold bytes (a pipelined request); on success it still holds the head and
 /// whatever followed it, and the returned length says where the head ends. Every read is given
 /// only the time left until `deadline`, so a peer trickling one byte a second (slowloris) is cut
-/// off at the deadline, not after one timeout per byte.
+/// off at the deadline, not after one timeout per byte. `timeout` is the read timeout last set on
+/// `stream` (`None` before the first call), kept by the caller across requests.
 pub fn read_request(
     mut stream: &TcpStream,
     buf: &mut Vec<u8>,
     deadline: Instant,
+    timeout: &mut Option<Duration>,
 ) -> Result<(Request, usize), HttpError> {
     // Read straight into `buf` rather than through a stack buffer, for the reason given in
     // parse_head: stack pages stay resident for the whole connection.
@@ -224,7 +238,13 @@ pub fn read_request(
         if left.is_zero() {
             return Err(HttpError::Timeout);
         }
-        stream.set_read_timeout(Some(left)).map_err(HttpError::Io)?;
+        let wanted = timeout_step(left);
+        if *timeout != Some(wanted) {
+            stream
+                .set_read_timeout(Some(wanted))
+                .map_err(HttpError::Io)?;
+            *timeout = Some(wanted);
+        }
         // Never read past the head limit: the limit bounds memory, not just parsing.
         let room = (MAX_HEAD_BYTES - buf.len().min(MAX_HEAD_BYTES)).clamp(1, CHUNK);
         let start = buf.len();
@@ -239,15 +259,15 @@ pub fn read_request(
                 ))
             }
             Ok(_) => {}
+            // A timed-out read may have been given a little less than the time left (see
+            // timeout_step): the loop checks the deadline itself.
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(HttpError::Timeout)
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
             Err(e) => return Err(HttpError::Io(e)),
         }
     }
@@ -362,6 +382,15 @@ impl Response {
                     out.write_all(&bytes)?;
                 }
             }
+            Body::File(mut file, len) if !head_only && len <= 64 * 1024 => {
+                // A small file goes out with the head in one write: one read, one send.
+                let mut all = head.into_bytes();
+                let start = all.len();
+                all.resize(start + len as usize, 0);
+                // A file that shrank under us fails here, before anything is sent.
+                file.read_exact(&mut all[start..])?;
+                out.write_all(&all)?;
+            }
             Body::File(file, len) => {
                 out.write_all(head.as_bytes())?;
                 if !head_only {
@@ -402,6 +431,25 @@ pub fn reason_phrase(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_timeouts_are_never_late_and_repeat_across_requests() {
+        let ms = Duration::from_millis;
+        for left in [
+            ms(1),
+            ms(99),
+            ms(100),
+            ms(101),
+            ms(4_999),
+            ms(5_000),
+            ms(10_000),
+        ] {
+            let step = timeout_step(left);
+            assert!(step <= left && !step.is_zero(), "{left:?} -> {step:?}");
+        }
+        // Two kept-alive requests a moment apart want the same timeout: no setsockopt.
+        assert_eq!(timeout_step(ms(4_999)), timeout_step(ms(4_950)));
+    }
 
     fn complete(bytes: &[u8]) -> (Request, usize) {
         match parse_head(bytes).unwrap() {

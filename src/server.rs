@@ -247,6 +247,7 @@ fn serve(shared: &Arc<Shared>, id: u64, stream: &Arc<TcpStream>, peer: SocketAdd
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(config.write_timeout));
     let mut buf = Vec::new();
+    let mut read_timeout = None;
     let mut served = 0;
     while !shared.stopping.load(Ordering::SeqCst) {
         // The first request gets the full head timeout; later ones on a kept-alive connection
@@ -256,19 +257,20 @@ fn serve(shared: &Arc<Shared>, id: u64, stream: &Arc<TcpStream>, peer: SocketAdd
         } else {
             config.keep_alive_timeout
         };
-        let (request, head_len) = match http::read_request(stream, &mut buf, Instant::now() + wait)
-        {
-            Ok(parsed) => parsed,
-            Err(HttpError::Closed) => return,
-            Err(HttpError::Timeout) if served > 0 && buf.is_empty() => return,
-            Err(error) => {
-                if let Some(reply) = error.response() {
-                    log!("{peer} - - {} ({error:?})", reply.status);
-                    let _ = reply.write_to(&mut &**stream, false);
+        let deadline = Instant::now() + wait;
+        let (request, head_len) =
+            match http::read_request(stream, &mut buf, deadline, &mut read_timeout) {
+                Ok(parsed) => parsed,
+                Err(HttpError::Closed) => return,
+                Err(HttpError::Timeout) if served > 0 && buf.is_empty() => return,
+                Err(error) => {
+                    if let Some(reply) = error.response() {
+                        log!("{peer} - - {} ({error:?})", reply.status);
+                        let _ = reply.write_to(&mut &**stream, false);
+                    }
+                    return;
                 }
-                return;
-            }
-        };
+            };
         served += 1;
         if let Some(endpoint) = websocket_endpoint(&request) {
             upgrade(
@@ -358,6 +360,8 @@ fn upgrade(
     if config.trace_handshake {
         log!("{peer} upgrade reply:\n{}", reply.head().trim_end());
     }
+    // Nor is the request: its header strings would stay allocated for the whole session.
+    drop(request);
     if reply.write_to(&mut &**stream, false).is_err() {
         return;
     }

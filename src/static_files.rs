@@ -4,8 +4,8 @@
 //! - the target is percent-decoded once, segment by segment, so `%2f` can never become a path
 //!   separator (node-static CVE-2023-26111) and `%252e` stays a literal `%2e`;
 //! - `..`, `\`, NUL and encoded `/` are refused with 400; dotfiles (`.git`, `.env`) are 404;
-//! - on disk, the candidate is canonicalized (which follows symlinks) and must still lie under
-//!   the canonical root, compared by path components rather than as a string prefix, so
+//! - on disk, a candidate reached through a symlink is canonicalized (which follows symlinks)
+//!   and must still lie under the canonical root, compared by path components rather than as a string prefix, so
 //!   `/srv/public-isolated` is not "inside" `/srv/public` and a symlink out of the root is 404
 //!   (the rouille approach);
 //! - a directory serves its `index.html` and is never listed;
@@ -18,8 +18,9 @@ use crate::http::{Body, Request, Response};
 use crate::httpdate;
 use sha1::{Digest, Sha1};
 use std::borrow::Cow;
-use std::fs::{self, File};
+use std::fs::{self, OpenOptions};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -292,23 +293,53 @@ fn contained(root: &Path, path: &Path) -> Option<PathBuf> {
     (!hidden).then_some(real)
 }
 
+/// Resolves `candidate` (the root joined with clean segments) to a path inside `root`, with its
+/// metadata (symlinks not followed). The common case, no symlink on the way, costs one `lstat`
+/// per segment and the candidate is its own canonical path; only when a segment is a symlink is
+/// the whole path canonicalized and checked by [`contained`] (canonicalize reads every component
+/// from `/` down, three times the system calls for a file in the root).
+fn resolve(root: &Path, candidate: PathBuf) -> Option<(PathBuf, fs::Metadata)> {
+    let mut path = root.to_path_buf();
+    let mut last = None;
+    for segment in candidate.strip_prefix(root).ok()?.components() {
+        path.push(segment);
+        let meta = fs::symlink_metadata(&path).ok()?;
+        if meta.file_type().is_symlink() {
+            let real = contained(root, &candidate)?;
+            let meta = fs::symlink_metadata(&real).ok()?;
+            return Some((real, meta));
+        }
+        last = Some(meta);
+    }
+    let meta = match last {
+        Some(meta) => meta,
+        None => fs::symlink_metadata(root).ok()?, // no segments: the root itself
+    };
+    Some((candidate, meta))
+}
+
 fn lookup_on_disk(root: &Path, target: &TargetPath) -> Option<Lookup> {
     let mut candidate = root.to_path_buf();
     candidate.extend(&target.segments);
-    let mut real = contained(root, &candidate)?;
-    if real.is_dir() {
+    let (mut real, mut meta) = resolve(root, candidate)?;
+    if meta.is_dir() {
         if !target.trailing_slash && !target.segments.is_empty() {
             return Some(Lookup::Redirect(target.url(true)));
         }
         // index.html may itself be a symlink, so it is checked like any other file.
-        real = contained(root, &real.join(INDEX))?;
+        (real, meta) = resolve(root, real.join(INDEX))?;
     }
     // Only regular files: opening a FIFO or a device could block this thread forever, so the
-    // type is checked before opening, and again on the opened handle.
-    if !fs::metadata(&real).ok()?.is_file() {
+    // type is checked before opening, and again on the opened handle. O_NOFOLLOW: if the file
+    // was swapped for a symlink since it was checked, the open fails instead of following it.
+    if !meta.is_file() {
         return None;
     }
-    let file = File::open(&real).ok()?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&real)
+        .ok()?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() {
         return None;

@@ -37,6 +37,8 @@ fn site() -> (TempDir, TestServer) {
         dir.0.join("public/inside-link"),
     )
     .unwrap();
+    std::os::unix::fs::symlink(dir.0.join("public/sub"), dir.0.join("public/sub-link")).unwrap();
+    std::os::unix::fs::symlink(dir.0.join("public/.git"), dir.0.join("public/git-link")).unwrap();
     let root = dir.0.join("public");
     let server = TestServer::with(|c| c.root = Some(root));
     (dir, server)
@@ -64,6 +66,9 @@ fn index_and_content_types() {
         assert_eq!(response.header("content-type"), Some(ty), "{path}");
     }
     assert_eq!(get(&server, "/sub/", "").text(), "sub home");
+    // A symlink to a directory inside the root is followed, index and all.
+    assert_eq!(get(&server, "/sub-link/", "").text(), "sub home");
+    assert_eq!(get(&server, "/sub-link/index.html", "").text(), "sub home");
 }
 
 #[test]
@@ -102,6 +107,7 @@ fn nothing_outside_the_root_is_served() {
         ("/%2eenv", 404),
         ("/escape", 404),            // symlink to a file outside the root
         ("/escape-dir/secret", 404), // symlink to a directory outside the root
+        ("/git-link/config", 404),   // symlink into a dot-directory
         ("/%252e%252e/public-isolated/secret", 404), // decoded once: a literal "%2e%2e"
         ("http://test/notes.txt", 400), // absolute-form target
     ];
