@@ -48,14 +48,72 @@ pub struct SessionConfig {
     pub rate_limit: u32,
 }
 
+/// tungstenite's read buffer: what every connection keeps allocated while it waits, idle or
+/// not. Small, because a chat has thousands of mostly idle members (tungstenite's default of
+/// 128 KiB made 5,000 of them cost 800 MB); [`SessionIo`] reads ahead when the peer sends more.
+const READ_BUFFER: usize = 256;
+
+/// How much [`SessionIo`] reads at once while the peer is sending faster than [`READ_BUFFER`]
+/// bytes a call.
+const READ_AHEAD: usize = 16 * 1024;
+
 /// Reads from the socket, writes into the outbox: the stream tungstenite sees.
 struct SessionIo<'a> {
     outbox: &'a Arc<Outbox>,
+    /// Bytes read from the socket that tungstenite has not asked for yet, from `ahead_pos`.
+    /// Empty (and unallocated) unless the peer is in the middle of a burst.
+    ahead: Vec<u8>,
+    ahead_pos: usize,
+    /// The last read filled tungstenite's whole buffer: more is probably waiting.
+    bursting: bool,
+}
+
+impl<'a> SessionIo<'a> {
+    fn new(outbox: &'a Arc<Outbox>) -> Self {
+        SessionIo {
+            outbox,
+            ahead: Vec::new(),
+            ahead_pos: 0,
+            bursting: false,
+        }
+    }
 }
 
 impl Read for SessionIo<'_> {
+    /// An idle connection waits in a read into tungstenite's small buffer. When a read fills
+    /// it, the next one goes into a large buffer of our own, so a 4 KiB message costs one
+    /// system call rather than sixteen; that buffer is freed once drained, so only
+    /// connections in the middle of a burst hold one (or one whose burst ended exactly at a
+    /// buffer boundary, until its next message).
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.outbox.transport().read(buf)
+        if self.ahead_pos < self.ahead.len() {
+            let n = buf.len().min(self.ahead.len() - self.ahead_pos);
+            buf[..n].copy_from_slice(&self.ahead[self.ahead_pos..self.ahead_pos + n]);
+            self.ahead_pos += n;
+            if self.ahead_pos == self.ahead.len() {
+                self.ahead = Vec::new();
+                self.ahead_pos = 0;
+            }
+            return Ok(n);
+        }
+        let transport = self.outbox.transport();
+        if !self.bursting || buf.len() >= READ_AHEAD {
+            let n = transport.read(buf)?;
+            self.bursting = n == buf.len();
+            return Ok(n);
+        }
+        self.ahead.resize(READ_AHEAD, 0);
+        let read = transport.read(&mut self.ahead);
+        let n = *read.as_ref().unwrap_or(&0);
+        self.ahead.truncate(n);
+        self.bursting = n == READ_AHEAD;
+        match read {
+            Ok(0) | Err(_) => {
+                self.ahead = Vec::new();
+                read // Ok(0): end of stream
+            }
+            Ok(_) => self.read(buf),
+        }
     }
 }
 
@@ -165,16 +223,13 @@ pub fn run(
     room: &Arc<Room>,
 ) -> Outcome {
     let ws_config = WebSocketConfig::default()
-        // 2 KiB instead of tungstenite's 128 KiB: it is allocated up front for every
-        // connection, so with thousands of idle members it dominates memory per connection.
-        // Larger messages are simply read in more calls.
-        .read_buffer_size(2048)
+        .read_buffer_size(READ_BUFFER)
         // Every frame is handed to the outbox at once; the outbox does the batching.
         .write_buffer_size(0)
         .max_message_size(Some(config.max_message))
         .max_frame_size(Some(config.max_message));
     let mut ctx = WebSocketContext::from_partially_read(leftover, Role::Server, Some(ws_config));
-    let mut io = SessionIo { outbox };
+    let mut io = SessionIo::new(outbox);
     let mut chat = (endpoint == Endpoint::Chat).then(|| ChatMember {
         room: Arc::clone(room),
         membership: None,
@@ -272,4 +327,45 @@ fn outcome_of(error: Error, outbox: &Outbox) -> (Outcome, bool) {
         _ => (1011, "internal error".into()),
     };
     (Outcome { code, reason }, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryTransport;
+    use crate::outbox::{QueueLimits, WriterPool};
+    use std::time::Duration;
+
+    #[test]
+    fn reads_ahead_in_a_burst_and_frees_the_buffer_when_drained() {
+        let input: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        let outbox = Arc::new(Outbox::new(
+            Arc::new(MemoryTransport::new(input.clone())),
+            "127.0.0.1:1".parse().unwrap(),
+            QueueLimits {
+                messages: 1,
+                bytes: 1,
+            },
+            WriterPool::new(Duration::from_secs(1)),
+        ));
+        let mut io = SessionIo::new(&outbox);
+        let mut got = Vec::new();
+        let mut buf = [0u8; READ_BUFFER];
+        // The first read goes straight into tungstenite's buffer and fills it...
+        assert_eq!(io.read(&mut buf).unwrap(), READ_BUFFER);
+        got.extend_from_slice(&buf);
+        // ...so the next one reads a whole READ_AHEAD from the socket at once.
+        let n = io.read(&mut buf).unwrap();
+        got.extend_from_slice(&buf[..n]);
+        assert_eq!(io.ahead.len(), READ_AHEAD);
+        loop {
+            let n = io.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, input);
+        assert_eq!(io.ahead.capacity(), 0, "the read-ahead buffer was kept");
+    }
 }
