@@ -22,7 +22,7 @@ use wschat::chat_protocol::{clean_name, name_key, Event};
 use wschat::http::{parse_head, Body, HttpError, Parsed, Request, MAX_HEADERS, MAX_HEAD_BYTES};
 use wschat::memory::MemoryTransport;
 use wschat::outbox::{text_frame, Outbox, QueueLimits, Transport, WriterPool};
-use wschat::room::{Membership, Room};
+use wschat::room::{Flush, Membership, Room};
 use wschat::session::{self, Endpoint, SessionConfig};
 use wschat::static_files::{parse_target, BadTarget, Lookup, Site, TargetPath};
 
@@ -1478,7 +1478,7 @@ pub fn check_session(data: &[u8]) {
     let bob = room
         .join("bob", &bob_outbox)
         .expect("bob joins an empty room");
-    bob.say(BOB_SAYS);
+    bob.say(BOB_SAYS, Flush::Now);
 
     let (outbox, transport) = memory_outbox(rest.to_vec(), setup.limits);
     let config = SessionConfig {
@@ -1762,7 +1762,7 @@ pub fn check_chat_input(data: &[u8]) {
         match &slots[who].membership {
             Some(membership) => {
                 let from = membership.name().to_string();
-                membership.say(&text);
+                membership.say(&text, Flush::Now);
                 for (slot, _) in present.iter().filter(|(slot, _)| *slot != who) {
                     slots[*slot].expected.push(ChatEvent::Message {
                         from: from.clone(),

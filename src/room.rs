@@ -42,6 +42,17 @@ pub struct Room {
     writers: AtomicUsize,
 }
 
+/// When a message's deliveries are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// At once, by the sending thread, as far as sockets have room (unless the room is busy):
+    /// the lowest latency.
+    Now,
+    /// By the writer pool: the sender has more messages waiting to be read, and a pool thread
+    /// writes each member's pile of them in one system call, not one per message.
+    Later,
+}
+
 /// Being in the room. Dropping it leaves the room.
 #[derive(Debug)]
 pub struct Membership {
@@ -57,7 +68,7 @@ impl Membership {
     }
 
     /// Sends `text` from this member to everyone else, and keeps it for the backlog.
-    pub fn say(&self, text: &str) {
+    pub fn say(&self, text: &str, flush: Flush) {
         let frame = text_frame(
             &Event::Message {
                 from: &self.name,
@@ -76,7 +87,7 @@ impl Membership {
                 .push_back((Arc::clone(&self.name), Arc::from(text)));
         }
         drop(st);
-        self.room.deliver(turns);
+        self.room.deliver(turns, flush);
     }
 }
 
@@ -90,7 +101,7 @@ impl Drop for Membership {
         let frame = text_frame(&Event::Leave { name: &self.name }.to_json());
         let turns = queue_for_all(st.members.iter(), &frame);
         drop(st);
-        self.room.deliver(turns);
+        self.room.deliver(turns, Flush::Now);
     }
 }
 
@@ -161,7 +172,7 @@ impl Room {
             outbox: Arc::clone(outbox),
         });
         drop(st);
-        self.deliver(turns);
+        self.deliver(turns, Flush::Now);
         Ok(Membership {
             room: Arc::clone(self),
             id,
@@ -171,11 +182,12 @@ impl Room {
 
     /// Writes the queues whose turns a broadcast got, after the room lock is let go. When the
     /// room is quiet, this thread writes them at once without waiting on any socket: no
-    /// hand-off, lowest latency. When another broadcast is still being written, the room is
-    /// busy and the turns go to the writer pool instead: by the time a pool thread gets to a
-    /// queue, several frames wait there and go out in one write, which is what keeps the
-    /// deliveries per second up under load (one syscall per frame and member would not).
-    fn deliver(&self, turns: Vec<WriteTurn>) {
+    /// hand-off, lowest latency. When more messages are coming ([`Flush::Later`]) or another
+    /// broadcast is still being written (the room is busy), the turns go to the writer pool
+    /// instead: by the time a pool thread gets to a queue, several frames wait there and go
+    /// out in one write, which is what keeps the deliveries per second up under load (one
+    /// system call per frame and member would not).
+    fn deliver(&self, turns: Vec<WriteTurn>, flush: Flush) {
         struct Writing<'a>(&'a AtomicUsize);
         impl Drop for Writing<'_> {
             fn drop(&mut self) {
@@ -185,7 +197,7 @@ impl Room {
         let busy = self.writers.fetch_add(1, Ordering::Relaxed) > 0;
         let _writing = Writing(&self.writers);
         for turn in turns {
-            if busy {
+            if busy || flush == Flush::Later {
                 turn.hand_to_pool();
             } else {
                 turn.write_now();
@@ -232,7 +244,7 @@ mod tests {
         let thread_outbox = outbox(&pool);
         let result = std::thread::spawn(move || {
             let member = thread_room.join("doomed", &thread_outbox).unwrap();
-            member.say("last words");
+            member.say("last words", Flush::Now);
             panic!("a bug in one connection");
         })
         .join();
@@ -244,7 +256,7 @@ mod tests {
         let alice = room
             .join("doomed", &outbox(&pool))
             .expect("the room still works");
-        alice.say("hello");
+        alice.say("hello", Flush::Now);
         assert_eq!(room.members(), ["doomed"]);
     }
 }

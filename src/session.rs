@@ -12,7 +12,7 @@
 use crate::chat_protocol::Event;
 use crate::outbox::text_frame;
 use crate::outbox::Outbox;
-use crate::room::{Membership, Room};
+use crate::room::{Flush, Membership, Room};
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,23 +48,27 @@ pub struct SessionConfig {
     pub rate_limit: u32,
 }
 
-/// tungstenite's read buffer: what every connection keeps allocated while it waits, idle or
-/// not. Small, because a chat has thousands of mostly idle members (tungstenite's default of
-/// 128 KiB made 5,000 of them cost 800 MB); [`SessionIo`] reads ahead when the peer sends more.
-const READ_BUFFER: usize = 256;
+/// tungstenite's own read buffer, allocated for every connection. Small, because a chat has
+/// thousands of mostly idle members (tungstenite's default of 128 KiB made 5,000 of them cost
+/// 800 MB): [`SessionIo`] does the reading from the socket and hands tungstenite bytes from
+/// memory, so the size of tungstenite's reads costs no system calls.
+const READ_BUFFER: usize = 128;
 
-/// How much [`SessionIo`] reads at once while the peer is sending faster than [`READ_BUFFER`]
-/// bytes a call.
+/// What [`SessionIo`] reads into while the peer sends little: the buffer an idle connection
+/// waits with.
+const READ_IDLE: usize = 256;
+
+/// What [`SessionIo`] reads into once a read has filled [`READ_IDLE`]: a burst, such as a
+/// 4 KiB message or many small ones, then costs one system call per 16 KiB.
 const READ_AHEAD: usize = 16 * 1024;
 
 /// Reads from the socket, writes into the outbox: the stream tungstenite sees.
 struct SessionIo<'a> {
     outbox: &'a Arc<Outbox>,
-    /// Bytes read from the socket that tungstenite has not asked for yet, from `ahead_pos`.
-    /// Empty (and unallocated) unless the peer is in the middle of a burst.
+    /// Bytes read from the socket; tungstenite has taken those before `ahead_pos`.
     ahead: Vec<u8>,
     ahead_pos: usize,
-    /// The last read filled tungstenite's whole buffer: more is probably waiting.
+    /// The last read filled its buffer: more is probably waiting.
     bursting: bool,
 }
 
@@ -77,43 +81,42 @@ impl<'a> SessionIo<'a> {
             bursting: false,
         }
     }
+
+    /// Reads from the socket into `ahead`, which tungstenite has emptied. The buffer is sized
+    /// for what is coming: small while the peer sends little, since the connection then
+    /// waits in this read holding it, large while reads come back full. A burst buffer is
+    /// given back before the next small read.
+    fn refill(&mut self) -> io::Result<()> {
+        let size = if self.bursting { READ_AHEAD } else { READ_IDLE };
+        if self.ahead.capacity() > size {
+            self.ahead = Vec::new();
+        }
+        self.ahead.clear();
+        self.ahead_pos = 0;
+        self.ahead.resize(size, 0);
+        let read = self.outbox.transport().read(&mut self.ahead);
+        let n = *read.as_ref().unwrap_or(&0);
+        self.ahead.truncate(n);
+        self.bursting = n == size;
+        read.map(drop)
+    }
+
+    /// True when more of the peer's bytes are already here or probably waiting: another
+    /// message is likely right behind the one just read.
+    fn more_waiting(&self) -> bool {
+        self.ahead_pos < self.ahead.len() || self.bursting
+    }
 }
 
 impl Read for SessionIo<'_> {
-    /// An idle connection waits in a read into tungstenite's small buffer. When a read fills
-    /// it, the next one goes into a large buffer of our own, so a 4 KiB message costs one
-    /// system call rather than sixteen; that buffer is freed once drained, so only
-    /// connections in the middle of a burst hold one (or one whose burst ended exactly at a
-    /// buffer boundary, until its next message).
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.ahead_pos < self.ahead.len() {
-            let n = buf.len().min(self.ahead.len() - self.ahead_pos);
-            buf[..n].copy_from_slice(&self.ahead[self.ahead_pos..self.ahead_pos + n]);
-            self.ahead_pos += n;
-            if self.ahead_pos == self.ahead.len() {
-                self.ahead = Vec::new();
-                self.ahead_pos = 0;
-            }
-            return Ok(n);
+        if self.ahead_pos == self.ahead.len() {
+            self.refill()?;
         }
-        let transport = self.outbox.transport();
-        if !self.bursting || buf.len() >= READ_AHEAD {
-            let n = transport.read(buf)?;
-            self.bursting = n == buf.len();
-            return Ok(n);
-        }
-        self.ahead.resize(READ_AHEAD, 0);
-        let read = transport.read(&mut self.ahead);
-        let n = *read.as_ref().unwrap_or(&0);
-        self.ahead.truncate(n);
-        self.bursting = n == READ_AHEAD;
-        match read {
-            Ok(0) | Err(_) => {
-                self.ahead = Vec::new();
-                read // Ok(0): end of stream
-            }
-            Ok(_) => self.read(buf),
-        }
+        let n = buf.len().min(self.ahead.len() - self.ahead_pos);
+        buf[..n].copy_from_slice(&self.ahead[self.ahead_pos..self.ahead_pos + n]);
+        self.ahead_pos += n;
+        Ok(n) // 0 only at the end of the stream
     }
 }
 
@@ -185,7 +188,7 @@ struct ChatMember {
 }
 
 impl ChatMember {
-    fn on_text(&mut self, text: &str, outbox: &Arc<Outbox>) -> Next {
+    fn on_text(&mut self, text: &str, outbox: &Arc<Outbox>, flush: Flush) -> Next {
         match &self.membership {
             None => match self.room.join(text, outbox) {
                 Ok(membership) => self.membership = Some(membership),
@@ -205,7 +208,7 @@ impl ChatMember {
                     }
                 }
                 if !text.trim().is_empty() {
-                    member.say(text);
+                    member.say(text, flush);
                 }
             }
         }
@@ -244,7 +247,13 @@ pub fn run(
         };
         outbox.heard_from_peer();
         let next = match (message, &mut chat) {
-            (Message::Text(text), Some(member)) => member.on_text(&text, outbox),
+            (Message::Text(text), Some(member)) => {
+                let flush = match io.more_waiting() {
+                    true => Flush::Later,
+                    false => Flush::Now,
+                };
+                member.on_text(&text, outbox, flush)
+            }
             (Message::Binary(_), Some(_)) => {
                 Next::Close(1003, "the chat accepts text messages only")
             }
@@ -337,7 +346,7 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn reads_ahead_in_a_burst_and_frees_the_buffer_when_drained() {
+    fn reads_small_while_idle_large_in_a_burst_and_gives_the_burst_buffer_back() {
         let input: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
         let outbox = Arc::new(Outbox::new(
             Arc::new(MemoryTransport::new(input.clone())),
@@ -351,21 +360,23 @@ mod tests {
         let mut io = SessionIo::new(&outbox);
         let mut got = Vec::new();
         let mut buf = [0u8; READ_BUFFER];
-        // The first read goes straight into tungstenite's buffer and fills it...
-        assert_eq!(io.read(&mut buf).unwrap(), READ_BUFFER);
-        got.extend_from_slice(&buf);
-        // ...so the next one reads a whole READ_AHEAD from the socket at once.
-        let n = io.read(&mut buf).unwrap();
-        got.extend_from_slice(&buf[..n]);
-        assert_eq!(io.ahead.len(), READ_AHEAD);
-        loop {
+        let mut read = |io: &mut SessionIo, got: &mut Vec<u8>| {
             let n = io.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
             got.extend_from_slice(&buf[..n]);
+            n
+        };
+        // The first read from the socket is a small one...
+        read(&mut io, &mut got);
+        assert_eq!(io.ahead.len(), READ_IDLE);
+        // ...which came back full, so the next one takes READ_AHEAD at once.
+        while io.ahead.len() == READ_IDLE {
+            read(&mut io, &mut got);
         }
+        assert_eq!(io.ahead.len(), READ_AHEAD);
+        while read(&mut io, &mut got) > 0 {}
         assert_eq!(got, input);
-        assert_eq!(io.ahead.capacity(), 0, "the read-ahead buffer was kept");
+        // The input ended with a short read: the next wait would use a small buffer again.
+        assert!(!io.bursting);
+        assert!(io.read(&mut buf).unwrap() == 0 && io.ahead.capacity() <= READ_IDLE);
     }
 }
