@@ -172,7 +172,7 @@ fn refuse(stream: TcpStream, why: &str) {
         let _ = stream.set_nonblocking(false);
     }
     let reply = Response::error(503, why).header("Retry-After", "5");
-    let _ = reply.write_to(&mut &stream, false);
+    let _ = reply.write_to(&stream, false);
     let _ = stream.shutdown(Shutdown::Write);
 }
 
@@ -266,7 +266,7 @@ fn serve(shared: &Arc<Shared>, id: u64, stream: &Arc<TcpStream>, peer: SocketAdd
                 Err(error) => {
                     if let Some(reply) = error.response() {
                         log!("{peer} - - {} ({error:?})", reply.status);
-                        let _ = reply.write_to(&mut &**stream, false);
+                        let _ = reply.write_to(stream, false);
                     }
                     return;
                 }
@@ -298,11 +298,7 @@ fn serve(shared: &Arc<Shared>, id: u64, stream: &Arc<TcpStream>, peer: SocketAdd
             request.target,
             reply.status
         );
-        if reply
-            .write_to(&mut &**stream, request.method == "HEAD")
-            .is_err()
-            || closing
-        {
+        if reply.write_to(stream, request.method == "HEAD").is_err() || closing {
             return;
         }
     }
@@ -353,7 +349,7 @@ fn upgrade(
                 reply.status,
                 rejection.reason()
             );
-            let _ = reply.write_to(&mut &**stream, false);
+            let _ = reply.write_to(stream, false);
             return;
         }
     };
@@ -362,7 +358,7 @@ fn upgrade(
     }
     // Nor is the request: its header strings would stay allocated for the whole session.
     drop(request);
-    if reply.write_to(&mut &**stream, false).is_err() {
+    if reply.write_to(stream, false).is_err() {
         return;
     }
     let limits = QueueLimits {

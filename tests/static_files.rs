@@ -174,6 +174,37 @@ fn head_has_headers_and_no_body() {
 }
 
 #[test]
+fn files_of_every_size_arrive_whole_on_one_connection() {
+    // Under 64 KiB a file goes out with its head in one write; above, through sendfile.
+    let dir = TempDir::new("sizes");
+    let sizes = [
+        0,
+        1,
+        10 * 1024,
+        64 * 1024,
+        64 * 1024 + 1,
+        3 * 1024 * 1024 + 7,
+    ];
+    for size in sizes {
+        let bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        dir.write(&format!("f{size}.bin"), &bytes);
+    }
+    let root = dir.0.clone();
+    let server = TestServer::with(|c| c.root = Some(root));
+    let mut stream = server.connect();
+    for size in sizes {
+        let request = format!("HEAD /f{size}.bin HTTP/1.1\r\nHost: t\r\n\r\nGET /f{size}.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let head = read_response(&mut stream, true);
+        assert_eq!(head.header("content-length"), Some(&*size.to_string()));
+        let get = read_response(&mut stream, false);
+        assert_eq!(get.status, 200);
+        let expected: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        assert!(get.body == expected, "the {size}-byte file arrived changed");
+    }
+}
+
+#[test]
 fn keep_alive_serves_several_requests_and_honours_close() {
     let (_dir, server) = site();
     let mut stream = server.connect();
