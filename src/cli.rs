@@ -11,7 +11,7 @@ use std::time::Duration;
 #[derive(Debug)]
 pub enum Command {
     /// Run the server with this configuration.
-    Run(Config),
+    Run(Box<Config>),
     /// Print [`help`] and exit 0.
     Help,
     /// Print the version and exit 0.
@@ -120,7 +120,7 @@ where
             _ => return Err(format!("unknown argument {arg:?} (try --help)")),
         }
     }
-    Ok(Command::Run(config))
+    Ok(Command::Run(Box::new(config)))
 }
 
 fn parse_addr(value: &str) -> Result<String, String> {
@@ -161,7 +161,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<Config, String> {
         match parse(args.iter().copied())? {
-            Command::Run(config) => Ok(config),
+            Command::Run(config) => Ok(*config),
             other => panic!("expected Run, got {other:?}"),
         }
     }

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
         }
     }
     let config = match cli::parse(args) {
-        Ok(Command::Run(config)) => config,
+        Ok(Command::Run(config)) => *config,
         Ok(Command::Help) => {
             print!("{}", cli::help());
             return ExitCode::SUCCESS;

@@ -20,10 +20,6 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Stack size of connection threads. Only touched pages cost memory, but every thread's stack
-/// is reserved address space; 256 KiB is ample for the read path.
-const CONNECTION_STACK: usize = 256 * 1024;
-
 /// How long open WebSockets get to finish their closing handshake at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -206,7 +202,7 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
     }
     let thread_shared = Arc::clone(shared);
     let spawned = thread::Builder::new()
-        .stack_size(CONNECTION_STACK)
+        .stack_size(shared.config.connection_stack)
         .spawn(move || {
             let shared = thread_shared;
             let result =

@@ -142,3 +142,20 @@ fn past_the_connection_cap_new_connections_get_503_and_the_rest_are_served() {
     let served = (0..200).any(|_| get(&server, "/", "").status == 200);
     assert!(served, "still refusing after a connection closed");
 }
+
+#[test]
+fn a_connection_whose_thread_cannot_start_gets_503_and_the_server_goes_on() {
+    // A stack larger than the whole address space (128 TiB on x86-64): every thread spawn
+    // fails, as it would when memory or a process limit ran out.
+    let server = TestServer::with(|c| c.connection_stack = 1 << 47);
+    for _ in 0..3 {
+        let refused = get(&server, "/", "");
+        assert_eq!(refused.status, 503);
+        assert!(refused.header("retry-after").is_some());
+        assert!(
+            refused.text().contains("cannot start a thread"),
+            "{}",
+            refused.text()
+        );
+    }
+}
