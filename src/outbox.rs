@@ -340,9 +340,13 @@ impl Outbox {
                     Ok(n) if n == frame.len() => {}
                     Ok(n) => {
                         let mut st = lock(&self.state);
-                        for rest in frames[i + 1..].iter().rev().chain([&frame.slice(n..)]) {
-                            st.queued_bytes += rest.len();
-                            st.queue.push_front(rest.clone());
+                        // Unless the connection was killed meanwhile (the pool thread then
+                        // just ends the turn), the rest goes back in front of anything newer.
+                        if !st.dead {
+                            for rest in frames[i + 1..].iter().rev().chain([&frame.slice(n..)]) {
+                                st.queued_bytes += rest.len();
+                                st.queue.push_front(rest.clone());
+                            }
                         }
                         return false;
                     }
@@ -358,32 +362,18 @@ impl Outbox {
 
     /// Writes as much of `bytes` as the socket takes now.
     fn send_without_waiting(&self, bytes: &[u8]) -> io::Result<usize> {
-        self.send(bytes, |buf| self.stream.write_without_waiting(buf))
+        send_until_blocked(bytes, |buf| self.stream.write_without_waiting(buf))
     }
 
     /// Writes all of `bytes`, waiting as long as the write timeout allows (after which the
     /// socket reports `WouldBlock`, an error here).
     fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
-        self.send(bytes, |buf| self.stream.write(buf))
-            .and_then(|n| match n == bytes.len() {
+        send_until_blocked(bytes, |buf| self.stream.write(buf)).and_then(|n| {
+            match n == bytes.len() {
                 true => Ok(()),
                 false => Err(io::ErrorKind::TimedOut.into()),
-            })
-    }
-
-    /// Calls `write` until `bytes` are written or it reports `WouldBlock`.
-    fn send(&self, bytes: &[u8], write: impl Fn(&[u8]) -> io::Result<usize>) -> io::Result<usize> {
-        let mut written = 0;
-        while written < bytes.len() {
-            match write(&bytes[written..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
             }
-        }
-        Ok(written)
+        })
     }
 
     /// Writes the queue until it is empty, waiting on the socket as long as its write timeout
@@ -421,6 +411,24 @@ impl Outbox {
         log!("{} write failed ({e}): dropping the connection", self.peer);
         self.kill();
     }
+}
+
+/// Calls `write` until `bytes` are written or it reports `WouldBlock`.
+fn send_until_blocked(
+    bytes: &[u8],
+    write: impl Fn(&[u8]) -> io::Result<usize>,
+) -> io::Result<usize> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match write(&bytes[written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
 }
 
 /// The turn to write a queue that was idle: its holder is the queue's one writer. Dropping
