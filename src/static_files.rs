@@ -5,9 +5,9 @@
 //!   separator (node-static CVE-2023-26111) and `%252e` stays a literal `%2e`;
 //! - `..`, `\`, NUL and encoded `/` are refused with 400; dotfiles (`.git`, `.env`) are 404;
 //! - on disk, a candidate reached through a symlink is canonicalized (which follows symlinks)
-//!   and must still lie under the canonical root, compared by path components rather than as a string prefix, so
-//!   `/srv/public-isolated` is not "inside" `/srv/public` and a symlink out of the root is 404
-//!   (the rouille approach);
+//!   and must still lie under the canonical root, compared by path components rather than as a
+//!   string prefix, so `/srv/public-isolated` is not "inside" `/srv/public` and a symlink out of
+//!   the root is 404 (the rouille approach); a path with no symlink is its own canonical path;
 //! - a directory serves its `index.html` and is never listed;
 //! - a redirect is built from the cleaned segments, so it always starts with exactly one `/`
 //!   and can never be `//evil.example/`.
