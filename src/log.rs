@@ -15,7 +15,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Our own handle on stderr (a duplicate of descriptor 2), written without std's stderr lock.
 /// With that lock, a thread descheduled in the middle of its write made every other thread that
 /// logged sleep on a futex: with fifty keep-alive connections, three futex calls per static
-/// request, more than all the file-serving system calls together.
+/// request, more than all the file-serving system calls together. `None` if the duplicate could
+/// not be had (no descriptor free at the first log line): std's locked stderr is used instead.
 static STDERR: OnceLock<Option<File>> = OnceLock::new();
 
 /// Writes one log line to stderr, prefixed with the time in seconds since the Unix epoch.
@@ -30,7 +31,7 @@ pub fn log(args: fmt::Arguments<'_>) {
     });
     // A closed stderr must not take the server down: logging is best effort.
     let _ = match own.as_ref() {
-        Some(file) => (&*file).write_all(line.as_bytes()),
+        Some(mut file) => file.write_all(line.as_bytes()),
         None => io::stderr().lock().write_all(line.as_bytes()),
     };
 }
