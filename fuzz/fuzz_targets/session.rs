@@ -1,13 +1,12 @@
 //! Fuzz target `session`: the bytes a client sends after a valid upgrade, through the same
-//! `session::run` that serves /echo and /chat (first byte picks the endpoint and limits), over
-//! an in-memory transport. The properties are in `fuzz/checks.rs` (`check_session`), shared
-//! with `tests/fuzz_seeds.rs`; this file adds the memory bound, which needs the counting
-//! allocator.
+//! `session::run` that serves /echo and /chat (first byte picks the endpoint and limits), over an
+//! in-memory transport. The properties are in `fuzz/checks/session.rs` (`check_session`), shared
+//! with `tests/fuzz_seeds.rs`; this file adds the memory bound, which needs the counting allocator.
 #![no_main]
 
 #[path = "../support/alloc_probe.rs"]
 mod alloc_probe;
-#[path = "../checks.rs"]
+#[path = "../checks/mod.rs"]
 mod checks;
 
 #[global_allocator]

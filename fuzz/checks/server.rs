@@ -1,0 +1,304 @@
+//! The `server` target: one connection's bytes to a real wschat server on loopback.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use wschat::http::{parse_head, Parsed, Request, MAX_HEAD_BYTES};
+
+use super::chat::{chat_transcript, check_accepted_name, ChatEvent};
+use super::frames::{clean_client_messages, parse_server_output, WsMessage};
+use super::hex;
+use super::http::check_response_head;
+use super::static_files::static_root;
+use super::upgrade::ALLOWED_ORIGIN;
+
+/// The server every `server` input talks to: started once per process, serving the fuzz web
+/// root, with no chat history (so every input sees the same room: empty).
+struct TestServer {
+    addr: SocketAddr,
+    allowed: Vec<String>,
+    max_echo: usize,
+}
+
+/// Requests per keep-alive connection on the `server` target's server.
+const SERVER_MAX_REQUESTS: usize = 100;
+
+fn test_server() -> &'static TestServer {
+    static SERVER: OnceLock<TestServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let config = wschat::Config {
+            addr: "127.0.0.1:0".into(),
+            root: Some(static_root().root.clone()),
+            allowed_origins: vec![ALLOWED_ORIGIN.to_string()],
+            history: 0,
+            max_chat_message: 4096,
+            max_echo_message: 64 * 1024,
+            ping_interval: Duration::ZERO,
+            rate_limit: 0,
+            head_timeout: Duration::from_secs(5),
+            keep_alive_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(5),
+            // Low enough that the max-requests seed reaches it.
+            max_requests_per_connection: SERVER_MAX_REQUESTS,
+            ..wschat::Config::default()
+        };
+        let max_echo = config.max_echo_message;
+        let server = wschat::Server::bind(config).expect("start the fuzz server");
+        let addr = server.local_addr().expect("the fuzz server's address");
+        std::thread::Builder::new()
+            .name("fuzz-server".into())
+            .spawn(move || server.run())
+            .expect("start the fuzz server thread");
+        TestServer {
+            addr,
+            allowed: vec![ALLOWED_ORIGIN.to_string()],
+            max_echo,
+        }
+    })
+}
+
+/// Sends `data` on a new connection (then half-closes), reads until the server closes.
+/// Returns what was read and whether the connection ended in a reset (which may have
+/// discarded the end of what the server sent).
+fn exchange(addr: SocketAddr, data: &[u8]) -> (Vec<u8>, bool) {
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::{Shutdown, TcpStream};
+    let stream = TcpStream::connect(addr).expect("connect to the fuzz server");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("set a read timeout");
+    let writer = stream.try_clone().expect("clone the client socket");
+    let input = data.to_vec();
+    let sender = std::thread::spawn(move || {
+        let _ = (&writer).write_all(&input);
+        let _ = writer.shutdown(Shutdown::Write);
+    });
+    let mut output = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let mut reset = false;
+    loop {
+        match (&stream).read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => output.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                reset = true;
+                break;
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("the server neither finished nor closed the connection: {e}"),
+        }
+    }
+    sender.join().expect("the sending thread");
+    (output, reset)
+}
+
+/// What the server must answer to one request.
+#[derive(Debug)]
+struct Expected {
+    status: u16,
+    /// A HEAD: the length is announced, no body follows.
+    head_only: bool,
+    /// The connection ends after this reply.
+    closes: bool,
+}
+
+/// Takes one HTTP response off the front of `out`. `None` when `out` ends inside it.
+fn take_response<'a>(out: &mut &'a [u8], head_only: bool) -> Option<(u16, &'a str)> {
+    let end = out.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&out[..end]).expect("a response head is ASCII");
+    let status: u16 = head
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {head:?}"));
+    check_response_head(head, status);
+    let length: usize = head
+        .split("\r\n")
+        .find_map(|line| line.strip_prefix("Content-Length: "))
+        .map_or(0, |len| len.parse().expect("a numeric Content-Length"));
+    let body = if head_only { 0 } else { length };
+    if out.len() < end + body {
+        return None;
+    }
+    *out = &out[end + body..];
+    Some((status, head))
+}
+
+/// One connection's bytes, whatever they are, to a real server: the replies are exactly what
+/// the library's own functions say each request deserves, in order, on a connection that is
+/// kept alive or closed as promised; a 101 carries the right accept value and is followed by
+/// valid frames only (the echo returns the client's messages; the chat sends one JSON event
+/// per frame). A reset connection may have lost its tail, nothing else.
+pub fn check_server(data: &[u8]) {
+    use wschat::handshake::check_upgrade;
+    use wschat::static_files::respond;
+    let server = test_server();
+    let site = static_root();
+    let (output, reset) = exchange(server.addr, data);
+    let mut out = &output[..];
+    // Takes the reply the server owes next; false when the output ended early (only a reset
+    // may do that).
+    let expect = |out: &mut &[u8], expected: &Expected| -> Option<String> {
+        match take_response(out, expected.head_only) {
+            Some((status, head)) => {
+                assert_eq!(status, expected.status, "reply to request: {head}");
+                assert_eq!(
+                    head.contains("\r\nConnection: close\r\n"),
+                    expected.closes,
+                    "Connection: close in {head}"
+                );
+                Some(head.to_string())
+            }
+            None => {
+                assert!(
+                    reset,
+                    "output ends inside a reply: {:?}",
+                    String::from_utf8_lossy(out)
+                );
+                None
+            }
+        }
+    };
+    let mut pos = 0;
+    let mut served = 0;
+    while pos < data.len() {
+        let rest = &data[pos..];
+        // The server never reads more than the head limit: at exactly MAX_HEAD_BYTES of an
+        // unfinished head it answers 431, so a byte after that can never make it a 400.
+        let window = &rest[..rest.len().min(MAX_HEAD_BYTES)];
+        let (request, head_len) = match parse_head(window) {
+            Ok(Parsed::Complete { request, head_len }) => (request, head_len),
+            Ok(Parsed::Partial) => {
+                // The peer closed inside a head: 400.
+                let closing = Expected {
+                    status: 400,
+                    head_only: false,
+                    closes: true,
+                };
+                expect(&mut out, &closing);
+                break;
+            }
+            Err(error) => {
+                let status = error.response().expect("a reply").status;
+                expect(
+                    &mut out,
+                    &Expected {
+                        status,
+                        head_only: false,
+                        closes: true,
+                    },
+                );
+                break;
+            }
+        };
+        served += 1;
+        if matches!(request.path(), "/chat" | "/echo") {
+            match check_upgrade(&request, &server.allowed) {
+                Ok(accept) => {
+                    let Some(head) = expect(
+                        &mut out,
+                        &Expected {
+                            status: 101,
+                            head_only: false,
+                            closes: false,
+                        },
+                    ) else {
+                        break;
+                    };
+                    assert!(head.contains(&format!("\r\nSec-WebSocket-Accept: {accept}\r\n")));
+                    check_server_session(&request, &rest[head_len..], out, reset, server);
+                    return;
+                }
+                Err(rejection) => {
+                    let refusal = Expected {
+                        status: rejection.status(),
+                        head_only: false,
+                        closes: true,
+                    };
+                    expect(&mut out, &refusal);
+                    break;
+                }
+            }
+        }
+        let mut reply = if request.announces_body() {
+            wschat::http::Response::error(400, "request bodies are not accepted")
+        } else if matches!(request.method.as_str(), "GET" | "HEAD") {
+            respond(&site.site, &request)
+        } else {
+            wschat::http::Response::error(405, "only GET and HEAD are served")
+        };
+        if request.wants_close() || served >= SERVER_MAX_REQUESTS {
+            reply = reply.header("Connection", "close");
+        }
+        let expected = Expected {
+            status: reply.status,
+            head_only: request.method == "HEAD",
+            closes: reply.closes_connection(),
+        };
+        if expect(&mut out, &expected).is_none() || expected.closes {
+            break;
+        }
+        pos += head_len;
+    }
+    assert!(
+        out.is_empty() || reset,
+        "{} bytes after the last reply: {:?}",
+        out.len(),
+        String::from_utf8_lossy(&out[..out.len().min(200)])
+    );
+}
+
+/// After a 101: the frames the server sent on /echo or /chat, given what the client sent.
+fn check_server_session(
+    request: &Request,
+    client: &[u8],
+    frames: &[u8],
+    reset: bool,
+    server: &TestServer,
+) {
+    let messages = match parse_server_output(frames) {
+        Ok(messages) => messages,
+        // A reset may cut the last frame short; everything before it must still be valid.
+        Err(e) if reset && e.contains("ends inside") => return,
+        Err(e) => panic!("invalid frames after a 101 ({e}): {}", hex(frames)),
+    };
+    if request.path() == "/echo" {
+        let sent = clean_client_messages(client, server.max_echo);
+        let echoed: Vec<&WsMessage> = messages
+            .iter()
+            .filter(|m| matches!(m, WsMessage::Text(_) | WsMessage::Binary(_)))
+            .collect();
+        if !reset {
+            assert!(
+                echoed.len() >= sent.len(),
+                "{} sent, {} echoed",
+                sent.len(),
+                echoed.len()
+            );
+        }
+        for (i, (echo, original)) in echoed.iter().zip(&sent).enumerate() {
+            assert_eq!(*echo, original, "echo of message {i} differs");
+        }
+    } else {
+        // Alone in a room without history: refusals, then at most a welcome to an empty room.
+        let (events, _) = chat_transcript(frames).unwrap_or_else(|e| panic!("chat: {e}"));
+        for (i, event) in events.iter().enumerate() {
+            match event {
+                ChatEvent::NameRefused { reason } => assert!(!reason.is_empty()),
+                ChatEvent::Welcome { name, members } if i + 1 == events.len() => {
+                    // The server is shared by every input, and a previous input's member leaves
+                    // when the server has finished with its connection, which may be a moment
+                    // after that client saw the connection end (a reset, say). So others may
+                    // still be listed; each must be a name the rules accept, and not ours.
+                    let present: Vec<&str> = members.iter().map(String::as_str).collect();
+                    check_accepted_name(name, &present);
+                    for member in &present {
+                        check_accepted_name(member, &[]);
+                    }
+                }
+                other => panic!("alone in the room, yet sent {other:?}"),
+            }
+        }
+    }
+}
