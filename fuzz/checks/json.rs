@@ -71,12 +71,41 @@ impl JsonParser<'_> {
         }
     }
 
-    fn eat(&mut self, b: u8) -> Result<(), String> {
-        if self.bytes.get(self.pos) == Some(&b) {
+    /// Steps over `b` if it is next; true if it was.
+    fn take(&mut self, b: u8) -> bool {
+        let next = self.bytes.get(self.pos) == Some(&b);
+        if next {
             self.pos += 1;
+        }
+        next
+    }
+
+    fn eat(&mut self, b: u8) -> Result<(), String> {
+        if self.take(b) {
             Ok(())
         } else {
             Err(format!("expected {:?} at {}", b as char, self.pos))
+        }
+    }
+
+    /// The inside of an object or array whose opening bracket is next: nothing before `close`,
+    /// or items read by `item` and separated by commas, with no comma after the last.
+    fn items(
+        &mut self,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.pos += 1;
+        self.skip_ws();
+        if self.take(close) {
+            return Ok(());
+        }
+        loop {
+            item(self)?;
+            self.skip_ws();
+            if !self.take(b',') {
+                return self.eat(close);
+            }
         }
     }
 
@@ -88,51 +117,26 @@ impl JsonParser<'_> {
         }
         let value = match self.bytes.get(self.pos) {
             Some(b'{') => {
-                self.pos += 1;
                 let mut members: Vec<(String, Json)> = Vec::new();
-                self.skip_ws();
-                if self.bytes.get(self.pos) == Some(&b'}') {
-                    self.pos += 1;
-                } else {
-                    loop {
-                        self.skip_ws();
-                        let key = self.string()?;
-                        if members.iter().any(|(k, _)| *k == key) {
-                            return Err(format!("duplicate key {key:?}"));
-                        }
-                        self.skip_ws();
-                        self.eat(b':')?;
-                        let value = self.value()?;
-                        members.push((key, value));
-                        self.skip_ws();
-                        if self.bytes.get(self.pos) == Some(&b',') {
-                            self.pos += 1;
-                        } else {
-                            self.eat(b'}')?;
-                            break;
-                        }
+                self.items(b'}', |p| {
+                    p.skip_ws();
+                    let key = p.string()?;
+                    if members.iter().any(|(k, _)| *k == key) {
+                        return Err(format!("duplicate key {key:?}"));
                     }
-                }
+                    p.skip_ws();
+                    p.eat(b':')?;
+                    members.push((key, p.value()?));
+                    Ok(())
+                })?;
                 Json::Object(members)
             }
             Some(b'[') => {
-                self.pos += 1;
                 let mut items = Vec::new();
-                self.skip_ws();
-                if self.bytes.get(self.pos) == Some(&b']') {
-                    self.pos += 1;
-                } else {
-                    loop {
-                        items.push(self.value()?);
-                        self.skip_ws();
-                        if self.bytes.get(self.pos) == Some(&b',') {
-                            self.pos += 1;
-                        } else {
-                            self.eat(b']')?;
-                            break;
-                        }
-                    }
-                }
+                self.items(b']', |p| {
+                    items.push(p.value()?);
+                    Ok(())
+                })?;
                 Json::Array(items)
             }
             Some(b'"') => Json::String(self.string()?),
@@ -164,19 +168,12 @@ impl JsonParser<'_> {
             }
             p.pos > s
         };
-        if self.bytes.get(self.pos) == Some(&b'-') {
-            self.pos += 1;
-        }
-        if self.bytes.get(self.pos) == Some(&b'0') {
-            self.pos += 1;
-        } else if !digits(self) {
+        self.take(b'-');
+        if !self.take(b'0') && !digits(self) {
             return Err(format!("bad number at {start}"));
         }
-        if self.bytes.get(self.pos) == Some(&b'.') {
-            self.pos += 1;
-            if !digits(self) {
-                return Err(format!("bad fraction at {start}"));
-            }
+        if self.take(b'.') && !digits(self) {
+            return Err(format!("bad fraction at {start}"));
         }
         if matches!(self.bytes.get(self.pos), Some(b'e' | b'E')) {
             self.pos += 1;
