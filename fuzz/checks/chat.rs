@@ -237,6 +237,25 @@ impl Slot {
     }
 }
 
+/// Every present member but `who` expects `event`.
+fn tell_others(slots: &mut [Slot], present: &[(usize, String)], who: usize, event: &ChatEvent) {
+    for (slot, _) in present.iter().filter(|(slot, _)| *slot != who) {
+        slots[*slot].expected.push(event.clone());
+    }
+}
+
+/// Member `who` leaves if it is in the room, and the others expect to hear it. True if it was.
+fn leave(slots: &mut [Slot], present: &mut Vec<(usize, String)>, who: usize) -> bool {
+    let Some(membership) = slots[who].membership.take() else {
+        return false;
+    };
+    let name = membership.name().to_string();
+    drop(membership);
+    present.retain(|(slot, _)| *slot != who);
+    tell_others(slots, present, who, &ChatEvent::Leave { name });
+    true
+}
+
 /// A script of up to four members: each record is `op, len, len bytes`. `op & 3` is the
 /// member; `op >> 2 & 3` is 0 or 1: send the bytes as text (a name until accepted, then a
 /// message), 2: leave, 3: send text made of [`CHAT_ALPHABET`] characters. Every frame each
@@ -259,15 +278,7 @@ pub fn check_chat_input(data: &[u8]) {
         let who = usize::from(op & 3);
         let text: String = match (op >> 2) & 3 {
             2 => {
-                if let Some(membership) = slots[who].membership.take() {
-                    let name = membership.name().to_string();
-                    drop(membership);
-                    present.retain(|(slot, _)| *slot != who);
-                    for (slot, _) in &present {
-                        slots[*slot]
-                            .expected
-                            .push(ChatEvent::Leave { name: name.clone() });
-                    }
+                if leave(&mut slots, &mut present, who) {
                     slots[who].outbox.finish();
                     let done = std::mem::replace(&mut slots[who], Slot::new());
                     retired.push(done);
@@ -284,13 +295,12 @@ pub fn check_chat_input(data: &[u8]) {
             Some(membership) => {
                 let from = membership.name().to_string();
                 membership.say(&text, Flush::Now);
-                for (slot, _) in present.iter().filter(|(slot, _)| *slot != who) {
-                    slots[*slot].expected.push(ChatEvent::Message {
-                        from: from.clone(),
-                        text: text.clone(),
-                        backlog: false,
-                    });
-                }
+                let message = ChatEvent::Message {
+                    from: from.clone(),
+                    text: text.clone(),
+                    backlog: false,
+                };
+                tell_others(&mut slots, &present, who, &message);
                 if backlog.len() == CHAT_HISTORY {
                     backlog.pop_front();
                 }
@@ -323,11 +333,8 @@ pub fn check_chat_input(data: &[u8]) {
                                 backlog: true,
                             });
                         }
-                        for (slot, _) in &present {
-                            slots[*slot]
-                                .expected
-                                .push(ChatEvent::Join { name: name.clone() });
-                        }
+                        let join = ChatEvent::Join { name: name.clone() };
+                        tell_others(&mut slots, &present, who, &join);
                         present.push((who, name));
                         slots[who].membership = Some(membership);
                     }
@@ -348,16 +355,7 @@ pub fn check_chat_input(data: &[u8]) {
     }
     // Everyone leaves, in slot order.
     for who in 0..slots.len() {
-        if let Some(membership) = slots[who].membership.take() {
-            let name = membership.name().to_string();
-            drop(membership);
-            present.retain(|(slot, _)| *slot != who);
-            for (slot, _) in &present {
-                slots[*slot]
-                    .expected
-                    .push(ChatEvent::Leave { name: name.clone() });
-            }
-        }
+        leave(&mut slots, &mut present, who);
     }
     assert!(room.members().is_empty());
     for slot in retired.iter().chain(&slots) {
