@@ -198,11 +198,38 @@ pub fn client_frame(fin: bool, opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec
     out
 }
 
+/// The echo sent back, in order, every data message a well-behaved client sent (read from
+/// `client` by [`clean_client_messages`]). `complete`: false when the connection was reset,
+/// which may have cut off the end of `messages`: the echoes that did arrive must still match.
+pub(super) fn check_echoed(
+    client: &[u8],
+    max_message: usize,
+    messages: &[WsMessage],
+    complete: bool,
+) {
+    let sent = clean_client_messages(client, max_message);
+    let echoed: Vec<&WsMessage> = messages
+        .iter()
+        .filter(|m| matches!(m, WsMessage::Text(_) | WsMessage::Binary(_)))
+        .collect();
+    if complete {
+        assert!(
+            echoed.len() >= sent.len(),
+            "{} clean messages sent, {} echoed",
+            sent.len(),
+            echoed.len()
+        );
+    }
+    for (i, (echo, original)) in echoed.iter().zip(&sent).enumerate() {
+        assert_eq!(*echo, original, "echo of message {i} differs");
+    }
+}
+
 /// The data messages a well-behaved client sent, read until the first thing that is not
 /// plainly valid (a close, an unmasked or oversized frame, RSV bits, a reserved opcode, a
 /// non-minimal length, bad UTF-8, a broken fragment sequence, or the end of the input). Every
 /// message returned is one the echo endpoint must send back, in this order.
-pub(super) fn clean_client_messages(stream: &[u8], max_message: usize) -> Vec<WsMessage> {
+fn clean_client_messages(stream: &[u8], max_message: usize) -> Vec<WsMessage> {
     let mut messages = Vec::new();
     let mut pos = 0;
     let mut fragmented: Option<(u8, Vec<u8>)> = None;

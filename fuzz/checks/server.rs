@@ -7,7 +7,7 @@ use std::time::Duration;
 use wschat::http::{parse_head, Parsed, Request, MAX_HEAD_BYTES};
 
 use super::chat::{chat_transcript, check_accepted_name, ChatEvent};
-use super::frames::{clean_client_messages, parse_server_output, WsMessage};
+use super::frames::{check_echoed, parse_server_output};
 use super::hex;
 use super::http::check_response_head;
 use super::static_files::static_root;
@@ -103,6 +103,17 @@ struct Expected {
     closes: bool,
 }
 
+impl Expected {
+    /// A refusal with `status`, after which the server closes the connection.
+    fn refusal(status: u16) -> Self {
+        Expected {
+            status,
+            head_only: false,
+            closes: true,
+        }
+    }
+}
+
 /// Takes one HTTP response off the front of `out`. `None` when `out` ends inside it.
 fn take_response<'a>(out: &mut &'a [u8], head_only: bool) -> Option<(u16, &'a str)> {
     let end = out.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
@@ -137,8 +148,8 @@ pub fn check_server(data: &[u8]) {
     let site = static_root();
     let (output, reset) = exchange(server.addr, data);
     let mut out = &output[..];
-    // Takes the reply the server owes next; false when the output ended early (only a reset
-    // may do that).
+    // Takes the reply the server owes next, returning its head; None when the output ended
+    // early (only a reset may do that).
     let expect = |out: &mut &[u8], expected: &Expected| -> Option<String> {
         match take_response(out, expected.head_only) {
             Some((status, head)) => {
@@ -171,24 +182,12 @@ pub fn check_server(data: &[u8]) {
             Ok(Parsed::Complete { request, head_len }) => (request, head_len),
             Ok(Parsed::Partial) => {
                 // The peer closed inside a head: 400.
-                let closing = Expected {
-                    status: 400,
-                    head_only: false,
-                    closes: true,
-                };
-                expect(&mut out, &closing);
+                expect(&mut out, &Expected::refusal(400));
                 break;
             }
             Err(error) => {
                 let status = error.response().expect("a reply").status;
-                expect(
-                    &mut out,
-                    &Expected {
-                        status,
-                        head_only: false,
-                        closes: true,
-                    },
-                );
+                expect(&mut out, &Expected::refusal(status));
                 break;
             }
         };
@@ -211,12 +210,7 @@ pub fn check_server(data: &[u8]) {
                     return;
                 }
                 Err(rejection) => {
-                    let refusal = Expected {
-                        status: rejection.status(),
-                        head_only: false,
-                        closes: true,
-                    };
-                    expect(&mut out, &refusal);
+                    expect(&mut out, &Expected::refusal(rejection.status()));
                     break;
                 }
             }
@@ -264,22 +258,7 @@ fn check_server_session(
         Err(e) => panic!("invalid frames after a 101 ({e}): {}", hex(frames)),
     };
     if request.path() == "/echo" {
-        let sent = clean_client_messages(client, server.max_echo);
-        let echoed: Vec<&WsMessage> = messages
-            .iter()
-            .filter(|m| matches!(m, WsMessage::Text(_) | WsMessage::Binary(_)))
-            .collect();
-        if !reset {
-            assert!(
-                echoed.len() >= sent.len(),
-                "{} sent, {} echoed",
-                sent.len(),
-                echoed.len()
-            );
-        }
-        for (i, (echo, original)) in echoed.iter().zip(&sent).enumerate() {
-            assert_eq!(*echo, original, "echo of message {i} differs");
-        }
+        check_echoed(client, server.max_echo, &messages, !reset);
     } else {
         // Alone in a room without history: refusals, then at most a welcome to an empty room.
         let (events, _) = chat_transcript(frames).unwrap_or_else(|e| panic!("chat: {e}"));

@@ -5,12 +5,18 @@ use wschat::room::{Flush, Room};
 use wschat::session::{self, Endpoint, SessionConfig};
 
 use super::chat::{chat_transcript, check_accepted_name, ChatEvent};
-use super::frames::{clean_client_messages, parse_server_output, WsMessage};
+use super::frames::{check_echoed, parse_server_output, WsMessage};
 use super::hex;
 use super::memory_outbox::{memory_outbox, wait_idle};
 
 /// What the observer member says before the fuzzed member arrives (it is in the backlog).
 pub const BOB_SAYS: &str = "hi <all> & \"you\"\u{2028}";
+
+/// Outgoing queue limits far above what one input can queue: nothing is ever dropped.
+const ROOMY: QueueLimits = QueueLimits {
+    messages: 1 << 16,
+    bytes: 1 << 26,
+};
 
 /// The limits of a session run, chosen by the first input byte.
 #[derive(Debug, Clone, Copy)]
@@ -51,13 +57,15 @@ impl SessionSetup {
                     bytes: 1024,
                 }
             } else {
-                QueueLimits {
-                    messages: 1 << 16,
-                    bytes: 1 << 26,
-                }
+                ROOMY
             },
             leftover: usize::from(selector >> 4) * 7,
         }
+    }
+
+    /// Whether the outgoing queue is the tight one, which may overflow and drop frames.
+    pub fn tight_queue(&self) -> bool {
+        self.limits.messages < ROOMY.messages
     }
 }
 
@@ -76,11 +84,7 @@ pub fn check_session(data: &[u8]) {
     let (leftover, rest) = stream.split_at(split);
 
     let room = Room::new(50);
-    let roomy = QueueLimits {
-        messages: 1 << 16,
-        bytes: 1 << 26,
-    };
-    let (bob_outbox, bob_transport) = memory_outbox(Vec::new(), roomy);
+    let (bob_outbox, bob_transport) = memory_outbox(Vec::new(), ROOMY);
     let bob = room
         .join("bob", &bob_outbox)
         .expect("bob joins an empty room");
@@ -114,7 +118,7 @@ pub fn check_session(data: &[u8]) {
     // checked when the queue may have overflowed: then the 1008 goes out, but the session
     // still handles the frames tungstenite had already buffered, and the outcome it logs can
     // be a later reason whose close frame was never sent (reported; timing-dependent).
-    if !matches!(outcome.code, 1000 | 1006) && setup.limits.messages >= 1 << 16 {
+    if !matches!(outcome.code, 1000 | 1006) && !setup.tight_queue() {
         assert!(
             matches!(messages.last(), Some(WsMessage::Close(Some((code, _)))) if *code == outcome.code),
             "outcome {outcome:?} but the last frame sent is {:?}",
@@ -123,27 +127,8 @@ pub fn check_session(data: &[u8]) {
     }
 
     match setup.endpoint {
-        Endpoint::Echo => {
-            let sent = clean_client_messages(stream, setup.max_message);
-            let echoed: Vec<&WsMessage> = messages
-                .iter()
-                .filter(|m| matches!(m, WsMessage::Text(_) | WsMessage::Binary(_)))
-                .collect();
-            assert!(
-                echoed.len() >= sent.len(),
-                "{} clean messages sent, {} echoed",
-                sent.len(),
-                echoed.len()
-            );
-            for (i, (echo, original)) in echoed.iter().zip(&sent).enumerate() {
-                assert_eq!(*echo, original, "echo of message {i} differs");
-            }
-        }
-        Endpoint::Chat => check_chat_session(
-            &output,
-            &bob_transport.output(),
-            setup.limits.messages < 1 << 16,
-        ),
+        Endpoint::Echo => check_echoed(stream, setup.max_message, &messages, true),
+        Endpoint::Chat => check_chat_session(&output, &bob_transport.output(), setup.tight_queue()),
     }
 }
 
