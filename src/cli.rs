@@ -110,7 +110,7 @@ where
             "--max-echo-message" => config.max_echo_message = positive(&flag, &value()?)?,
             "--max-connections" => config.max_connections = positive(&flag, &value()?)?,
             "--ping-interval" => config.ping_interval = seconds(&flag, &value()?)?,
-            "--queue-messages" => config.queue_messages = positive(&flag, &value()?)?,
+            "--queue-messages" => config.queue_messages = number(&flag, &value()?)?,
             "--queue-bytes" => config.queue_bytes = positive(&flag, &value()?)?,
             "--rate-limit" => config.rate_limit = number(&flag, &value()?)?,
             "--head-timeout" => config.head_timeout = nonzero_seconds(&flag, &value()?)?,

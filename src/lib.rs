@@ -33,17 +33,21 @@
 pub mod chat_protocol;
 pub mod cli;
 pub mod config;
+pub mod connection;
+pub mod frame;
 pub mod handshake;
 pub mod http;
 pub mod httpdate;
 pub mod log;
-pub mod memory;
 pub mod outbox;
 pub mod room;
 pub mod server;
 pub mod session;
 pub mod static_files;
 pub mod sync;
+pub mod timer;
+pub mod transport;
+pub mod writer_pool;
 
 pub use config::Config;
 pub use server::{Server, ShutdownHandle};

@@ -1,15 +1,16 @@
-//! The server: listening, accepting, one thread per connection, routing, heartbeats and
-//! shutdown.
+//! The server: listening, accepting, one thread per connection (served by
+//! [`crate::connection`]), heartbeats and shutdown.
 
 use crate::config::Config;
-use crate::handshake;
-use crate::http::{self, HttpError, Request, Response};
+use crate::connection::{Connection, SHUTTING_DOWN};
+use crate::frame::CloseCode;
+use crate::http::Response;
 use crate::log;
-use crate::outbox::{Outbox, QueueLimits, Transport, WriterPool};
+use crate::outbox::{Outbox, QueueLimits, When, Writers};
 use crate::room::Room;
-use crate::session::{self, Endpoint, SessionConfig};
-use crate::static_files::{self, Site};
+use crate::static_files::Site;
 use crate::sync::lock;
+use crate::transport::Transport;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
@@ -18,28 +19,38 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long open WebSockets get to finish their closing handshake at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
+/// How long a connection waits for the peer to close after our close frame is written.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
 /// A connection being served: its socket, and its outbox once upgraded.
-struct Live {
+pub struct Live {
     stream: Arc<TcpStream>,
-    outbox: Option<Arc<Outbox>>,
+    /// Set by the connection once it has upgraded.
+    pub outbox: Option<Arc<Outbox>>,
 }
 
 /// State shared by every connection thread.
-struct Shared {
-    config: Config,
-    site: Site,
-    room: Arc<Room>,
-    pool: Arc<WriterPool>,
-    live: Mutex<HashMap<u64, Live>>,
+pub struct Shared {
+    /// The settings.
+    pub config: Config,
+    /// What static files are served from.
+    pub site: Site,
+    /// The chat room.
+    pub room: Arc<Room>,
+    /// What every connection's outbox shares.
+    pub writers: Arc<Writers>,
+    /// Every connection being served, by id.
+    pub live: Mutex<HashMap<u64, Live>>,
     /// Signalled when `live` shrinks and when shutdown starts.
     changed: Condvar,
     next_id: AtomicU64,
-    stopping: AtomicBool,
+    /// Set once shutdown has started.
+    pub stopping: AtomicBool,
 }
 
 /// A bound server, ready to [`run`](Server::run).
@@ -67,9 +78,13 @@ impl Server {
         };
         let addrs: Vec<SocketAddr> = config.addr.to_socket_addrs()?.collect();
         let listener = TcpListener::bind(&addrs[..])?;
+        let limits = QueueLimits {
+            bytes: config.queue_bytes,
+            messages: (config.queue_messages > 0).then_some(config.queue_messages),
+        };
         let shared = Arc::new(Shared {
             room: Room::new(config.history),
-            pool: WriterPool::new(Duration::from_secs(10)),
+            writers: Writers::new(limits, CLOSE_LINGER),
             site,
             config,
             live: Mutex::new(HashMap::new()),
@@ -151,9 +166,9 @@ impl ShutdownHandle {
     }
 }
 
+/// The process (`EMFILE`) or the whole system (`ENFILE`) has no file descriptor left.
 fn is_out_of_descriptors(e: &io::Error) -> bool {
-    // EMFILE (process) and ENFILE (system) on Linux.
-    matches!(e.raw_os_error(), Some(23 | 24))
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
 /// Answers 503 and closes, without a thread: used past the connection cap and when a thread
@@ -205,8 +220,13 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
         .stack_size(shared.config.connection_stack)
         .spawn(move || {
             let shared = thread_shared;
-            let result =
-                panic::catch_unwind(AssertUnwindSafe(|| serve(&shared, id, &stream, peer)));
+            let connection = Connection {
+                shared: &shared,
+                id,
+                stream: &stream,
+                peer,
+            };
+            let result = panic::catch_unwind(AssertUnwindSafe(|| connection.serve()));
             if result.is_err() {
                 log!("{peer} connection thread panicked; the connection is dropped");
                 let _ = stream.shutdown(Shutdown::Both);
@@ -226,174 +246,6 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
 fn forget(shared: &Shared, id: u64) {
     lock(&shared.live).remove(&id);
     shared.changed.notify_all();
-}
-
-/// Which handler a path goes to.
-fn websocket_endpoint(request: &Request) -> Option<Endpoint> {
-    match request.path() {
-        "/chat" => Some(Endpoint::Chat),
-        "/echo" => Some(Endpoint::Echo),
-        _ => None,
-    }
-}
-
-/// Serves one connection: HTTP requests (keep-alive) until it closes or upgrades.
-fn serve(shared: &Arc<Shared>, id: u64, stream: &Arc<TcpStream>, peer: SocketAddr) {
-    let config = &shared.config;
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(config.write_timeout));
-    let mut buf = Vec::new();
-    let mut read_timeout = None;
-    let mut served = 0;
-    while !shared.stopping.load(Ordering::SeqCst) {
-        // The first request gets the full head timeout; later ones on a kept-alive connection
-        // get the (shorter) idle timeout.
-        let wait = if served == 0 {
-            config.head_timeout
-        } else {
-            config.keep_alive_timeout
-        };
-        let deadline = Instant::now() + wait;
-        let (request, head_len) =
-            match http::read_request(stream, &mut buf, deadline, &mut read_timeout) {
-                Ok(parsed) => parsed,
-                Err(HttpError::Closed) => return,
-                Err(HttpError::Timeout) if served > 0 && buf.is_empty() => return,
-                Err(error) => {
-                    if let Some(reply) = error.response() {
-                        log!("{peer} - - {} ({error:?})", reply.status);
-                        let _ = reply.write_to(stream, false);
-                    }
-                    return;
-                }
-            };
-        served += 1;
-        if let Some(endpoint) = websocket_endpoint(&request) {
-            upgrade(
-                shared,
-                id,
-                stream,
-                peer,
-                request,
-                buf.split_off(head_len),
-                buf,
-                endpoint,
-            );
-            return;
-        }
-        buf.drain(..head_len);
-        let mut reply = static_reply(shared, &request);
-        let last = request.wants_close() || served >= config.max_requests_per_connection;
-        if last && !reply.closes_connection() {
-            reply = reply.header("Connection", "close");
-        }
-        let closing = reply.closes_connection();
-        log!(
-            "{peer} {} {} {}",
-            request.method,
-            request.target,
-            reply.status
-        );
-        if reply.write_to(stream, request.method == "HEAD").is_err() || closing {
-            return;
-        }
-    }
-}
-
-fn static_reply(shared: &Shared, request: &Request) -> Response {
-    if request.announces_body() {
-        return Response::error(400, "request bodies are not accepted");
-    }
-    match request.method.as_str() {
-        "GET" | "HEAD" => static_files::respond(&shared.site, request),
-        _ => Response::error(405, "only GET and HEAD are served").header("Allow", "GET, HEAD"),
-    }
-}
-
-/// Checks an upgrade request, answers it, and runs the WebSocket session.
-#[allow(clippy::too_many_arguments)] // each argument is a distinct piece of the connection
-fn upgrade(
-    shared: &Arc<Shared>,
-    id: u64,
-    stream: &Arc<TcpStream>,
-    peer: SocketAddr,
-    request: Request,
-    leftover: Vec<u8>,
-    head: Vec<u8>,
-    endpoint: Endpoint,
-) {
-    let config = &shared.config;
-    if config.trace_handshake {
-        log!(
-            "{peer} upgrade request:\n{}",
-            String::from_utf8_lossy(&head).trim_end()
-        );
-    }
-    // The head is not needed past this point; a long session should not keep it.
-    drop(head);
-    let reply = match handshake::check_upgrade(&request, &config.allowed_origins) {
-        Ok(accept) => handshake::switching_protocols(&accept),
-        Err(rejection) => {
-            let reply = rejection.response();
-            if config.trace_handshake {
-                log!("{peer} upgrade reply:\n{}", reply.head().trim_end());
-            }
-            log!(
-                "{peer} {} {} {} ({})",
-                request.method,
-                request.target,
-                reply.status,
-                rejection.reason()
-            );
-            let _ = reply.write_to(stream, false);
-            return;
-        }
-    };
-    if config.trace_handshake {
-        log!("{peer} upgrade reply:\n{}", reply.head().trim_end());
-    }
-    // Nor is the request: its header strings would stay allocated for the whole session.
-    drop(request);
-    if reply.write_to(stream, false).is_err() {
-        return;
-    }
-    let limits = QueueLimits {
-        messages: config.queue_messages,
-        bytes: config.queue_bytes,
-    };
-    let transport: Arc<dyn Transport> = stream.clone();
-    let outbox = Arc::new(Outbox::new(
-        transport,
-        peer,
-        limits,
-        Arc::clone(&shared.pool),
-    ));
-    // A peer that sends nothing for three heartbeats is gone even if the heartbeat thread is
-    // busy; with heartbeats off, the read simply waits.
-    let idle_limit = (!config.ping_interval.is_zero()).then(|| config.ping_interval * 3);
-    let _ = stream.set_read_timeout(idle_limit);
-    if let Some(live) = lock(&shared.live).get_mut(&id) {
-        live.outbox = Some(Arc::clone(&outbox));
-    }
-    if shared.stopping.load(Ordering::SeqCst) {
-        outbox.close(1001, "server shutting down");
-    }
-    let session_config = SessionConfig {
-        max_message: match endpoint {
-            Endpoint::Chat => config.max_chat_message,
-            Endpoint::Echo => config.max_echo_message,
-        },
-        rate_limit: config.rate_limit,
-    };
-    let started = Instant::now();
-    let outcome = session::run(&outbox, leftover, endpoint, &session_config, &shared.room);
-    log!(
-        "{peer} GET {} 101 closed {} ({}) after {:.1}s",
-        endpoint.path(),
-        outcome.code,
-        outcome.reason,
-        started.elapsed().as_secs_f64()
-    );
 }
 
 /// Pings every WebSocket each interval and drops the ones that stayed silent since the last
@@ -425,7 +277,9 @@ fn start_heartbeat(shared: &Arc<Shared>) -> Option<thread::JoinHandle<()>> {
                         "{} sent nothing since the last ping: dropping it",
                         outbox.peer()
                     );
-                    outbox.close(1008, "no answer to ping");
+                    outbox
+                        .close(CloseCode::Policy, "no answer to ping", When::Now)
+                        .write();
                     outbox.kill();
                 }
             }
@@ -437,15 +291,21 @@ fn start_heartbeat(shared: &Arc<Shared>) -> Option<thread::JoinHandle<()>> {
 /// Shutdown: 1001 to every WebSocket, plain close for HTTP connections, then a short grace
 /// period for closing handshakes before the rest are cut.
 fn close_everything(shared: &Shared) {
-    let live = lock(&shared.live);
-    for conn in live.values() {
-        match &conn.outbox {
-            Some(outbox) => outbox.close(1001, "server shutting down"),
-            None => {
-                let _ = conn.stream.shutdown(Shutdown::Both);
-            }
-        }
+    // Collected first: writing and shutting sockets happens with the table unlocked, since
+    // every ending connection needs it to leave.
+    let (upgraded, plain): (Vec<_>, Vec<_>) = lock(&shared.live)
+        .values()
+        .map(|conn| (conn.outbox.clone(), Arc::clone(&conn.stream)))
+        .partition(|(outbox, _)| outbox.is_some());
+    for outbox in upgraded.into_iter().filter_map(|(outbox, _)| outbox) {
+        outbox
+            .close(SHUTTING_DOWN.0, SHUTTING_DOWN.1, When::Now)
+            .write();
     }
+    for (_, stream) in plain {
+        let _ = stream.shutdown(Shutdown::Both);
+    }
+    let live = lock(&shared.live);
     let (live, _) = shared
         .changed
         .wait_timeout_while(live, SHUTDOWN_GRACE, |live| !live.is_empty())

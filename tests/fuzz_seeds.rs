@@ -72,6 +72,8 @@ fn count_background_panics() {
 /// Runs every input of `kind` through its target's check and reports every failure at once.
 fn replay(kind: &str) -> usize {
     count_background_panics();
+    // The server the `server` target starts logs into the test's captured output.
+    wschat::log::capture::start();
     let mut failures = Vec::new();
     let all = inputs(kind);
     for (target, path) in &all {

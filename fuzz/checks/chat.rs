@@ -7,9 +7,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use wschat::chat_protocol::{clean_name, name_key, Event};
-use wschat::memory::MemoryTransport;
-use wschat::outbox::{text_frame, Outbox, QueueLimits};
-use wschat::room::{Flush, Membership, Room};
+use wschat::frame;
+use wschat::outbox::{Outbox, QueueLimits, When};
+use wschat::room::{Membership, Room};
+use wschat::transport::MemoryTransport;
 
 use super::frames::{parse_server_output, WsMessage};
 use super::json::{parse_json, Json};
@@ -224,7 +225,7 @@ impl Slot {
         let (outbox, transport) = memory_outbox(
             Vec::new(),
             QueueLimits {
-                messages: 1 << 20,
+                messages: None,
                 bytes: 1 << 30,
             },
         );
@@ -294,7 +295,7 @@ pub fn check_chat_input(data: &[u8]) {
         match &slots[who].membership {
             Some(membership) => {
                 let from = membership.name().to_string();
-                membership.say(&text, Flush::Now);
+                membership.say(&text, When::Now).write();
                 let message = ChatEvent::Message {
                     from: from.clone(),
                     text: text.clone(),
@@ -317,7 +318,8 @@ pub fn check_chat_input(data: &[u8]) {
                 });
                 let outbox = Arc::clone(&slots[who].outbox);
                 match room.join(&text, &outbox) {
-                    Ok(membership) => {
+                    Ok((membership, joined)) => {
+                        joined.write();
                         let name = membership.name().to_string();
                         assert_eq!(predicted, Ok(name.as_str()), "accepted {text:?}");
                         check_accepted_name(&name, &others);
@@ -342,7 +344,12 @@ pub fn check_chat_input(data: &[u8]) {
                         assert_eq!(predicted, Err(refused), "refused {text:?}");
                         // As the session does.
                         let reason = refused.reason();
-                        outbox.push(text_frame(&Event::NameRefused { reason }.to_json()));
+                        outbox
+                            .enqueue(
+                                frame::text(&Event::NameRefused { reason }.to_json()),
+                                When::Waiting,
+                            )
+                            .write();
                         slots[who].expected.push(ChatEvent::NameRefused {
                             reason: reason.into(),
                         });

@@ -2,16 +2,27 @@
 //! without sockets (`session`, `chat_input`).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use wschat::memory::MemoryTransport;
-use wschat::outbox::{Outbox, QueueLimits, Transport, WriterPool};
+use wschat::outbox::{Outbox, QueueLimits, Writers};
+use wschat::transport::{MemoryTransport, Transport};
 
-/// One writer pool per process, as in the server.
-fn writer_pool() -> Arc<WriterPool> {
-    static POOL: OnceLock<Arc<WriterPool>> = OnceLock::new();
-    Arc::clone(POOL.get_or_init(|| WriterPool::new(Duration::from_secs(30))))
+/// One set of writers per process and limits, as in the server (each owns its threads).
+fn writers(limits: QueueLimits) -> Arc<Writers> {
+    type Known = Mutex<Vec<((usize, Option<usize>), Arc<Writers>)>>;
+    static KNOWN: OnceLock<Known> = OnceLock::new();
+    let key = (limits.bytes, limits.messages);
+    let mut known = KNOWN
+        .get_or_init(Known::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some((_, writers)) = known.iter().find(|(k, _)| *k == key) {
+        return Arc::clone(writers);
+    }
+    let writers = Writers::new(limits, Duration::from_secs(2));
+    known.push((key, Arc::clone(&writers)));
+    writers
 }
 
 fn peer() -> SocketAddr {
@@ -25,7 +36,7 @@ pub(super) fn memory_outbox(
 ) -> (Arc<Outbox>, Arc<MemoryTransport>) {
     let transport = Arc::new(MemoryTransport::new(input));
     let dyn_transport: Arc<dyn Transport> = transport.clone();
-    let outbox = Arc::new(Outbox::new(dyn_transport, peer(), limits, writer_pool()));
+    let outbox = Arc::new(Outbox::new(dyn_transport, peer(), writers(limits)));
     (outbox, transport)
 }
 

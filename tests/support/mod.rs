@@ -25,6 +25,8 @@ impl TestServer {
     }
 
     pub fn with(adjust: impl FnOnce(&mut Config)) -> Self {
+        // The server's log goes to the test's captured output: shown when the test fails.
+        wschat::log::capture::start();
         let mut config = Config {
             addr: "127.0.0.1:0".into(),
             ..Config::default()
@@ -82,6 +84,12 @@ impl Drop for TestServer {
             let _ = thread.join();
         }
     }
+}
+
+/// Waits up to [`PATIENCE`] for a server log line containing every one of `parts`.
+pub fn wait_for_log(parts: &[&str]) -> String {
+    wschat::log::capture::wait_for(|line| parts.iter().all(|p| line.contains(p)), PATIENCE)
+        .unwrap_or_else(|| panic!("no log line with {parts:?} within {PATIENCE:?}"))
 }
 
 /// Next text message, skipping pings and pongs.

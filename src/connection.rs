@@ -1,0 +1,187 @@
+//! One accepted connection: HTTP requests on a kept-alive connection until it closes or
+//! upgrades, then the WebSocket session.
+
+use crate::handshake;
+use crate::http::{self, HttpError, Request, Response};
+use crate::log;
+use crate::outbox::Outbox;
+use crate::server::Shared;
+use crate::session::{self, Endpoint, SessionConfig};
+use crate::static_files;
+use crate::sync::lock;
+use crate::transport::Transport;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One connection being served, and the server it belongs to.
+pub struct Connection<'a> {
+    /// The server's shared state.
+    pub shared: &'a Arc<Shared>,
+    /// Its key in the server's table of live connections.
+    pub id: u64,
+    /// The socket.
+    pub stream: &'a Arc<TcpStream>,
+    /// The peer's address.
+    pub peer: SocketAddr,
+}
+
+/// Which WebSocket endpoint a path names, if any.
+fn websocket_endpoint(request: &Request) -> Option<Endpoint> {
+    match request.path() {
+        "/chat" => Some(Endpoint::Chat),
+        "/echo" => Some(Endpoint::Echo),
+        _ => None,
+    }
+}
+
+impl Connection<'_> {
+    /// Serves HTTP requests (keep-alive) until the connection closes or upgrades.
+    pub fn serve(&self) {
+        let config = &self.shared.config;
+        let stream = self.stream;
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_write_timeout(Some(config.write_timeout));
+        let mut buf = Vec::new();
+        let mut read_timeout = None;
+        let mut served = 0;
+        while !self.shared.stopping.load(Ordering::SeqCst) {
+            // The first request gets the full head timeout; later ones on a kept-alive
+            // connection get the (shorter) idle timeout.
+            let wait = match served {
+                0 => config.head_timeout,
+                _ => config.keep_alive_timeout,
+            };
+            let deadline = Instant::now() + wait;
+            let (request, head_len) =
+                match http::read_request(stream, &mut buf, deadline, &mut read_timeout) {
+                    Ok(parsed) => parsed,
+                    Err(HttpError::Closed) => return,
+                    Err(HttpError::Timeout) if served > 0 && buf.is_empty() => return,
+                    Err(error) => {
+                        if let Some(reply) = error.response() {
+                            log!("{} - - {} ({error:?})", self.peer, reply.status);
+                            let _ = reply.write_to(stream, false);
+                        }
+                        return;
+                    }
+                };
+            served += 1;
+            if let Some(endpoint) = websocket_endpoint(&request) {
+                return self.upgrade(request, buf, head_len, endpoint);
+            }
+            buf.drain(..head_len);
+            let mut reply = self.static_reply(&request);
+            let last = request.wants_close() || served >= config.max_requests_per_connection;
+            if last && !reply.closes_connection() {
+                reply = reply.header("Connection", "close");
+            }
+            let closing = reply.closes_connection();
+            log!(
+                "{} {} {} {}",
+                self.peer,
+                request.method,
+                request.target,
+                reply.status
+            );
+            if reply.write_to(stream, request.method == "HEAD").is_err() || closing {
+                return;
+            }
+        }
+    }
+
+    fn static_reply(&self, request: &Request) -> Response {
+        if request.announces_body() {
+            return Response::error(400, "request bodies are not accepted");
+        }
+        match request.method.as_str() {
+            "GET" | "HEAD" => static_files::respond(&self.shared.site, request),
+            _ => Response::error(405, "only GET and HEAD are served").header("Allow", "GET, HEAD"),
+        }
+    }
+
+    /// Checks an upgrade request, answers it, and runs the WebSocket session. `buf` holds the
+    /// request head (`head_len` bytes) and whatever followed it: the start of the first frame.
+    fn upgrade(&self, request: Request, mut buf: Vec<u8>, head_len: usize, endpoint: Endpoint) {
+        let config = &self.shared.config;
+        let peer = self.peer;
+        let leftover = buf.split_off(head_len);
+        if config.trace_handshake {
+            let head = String::from_utf8_lossy(&buf);
+            log!("{peer} upgrade request:\n{}", head.trim_end());
+        }
+        // The head is not needed past this point; a long session should not keep it.
+        drop(buf);
+        let reply = match handshake::check_upgrade(&request, &config.allowed_origins) {
+            Ok(accept) => handshake::switching_protocols(&accept),
+            Err(rejection) => {
+                let reply = rejection.response();
+                if config.trace_handshake {
+                    log!("{peer} upgrade reply:\n{}", reply.head().trim_end());
+                }
+                log!(
+                    "{peer} {} {} {} ({})",
+                    request.method,
+                    request.target,
+                    reply.status,
+                    rejection.reason()
+                );
+                let _ = reply.write_to(self.stream, false);
+                return;
+            }
+        };
+        if config.trace_handshake {
+            log!("{peer} upgrade reply:\n{}", reply.head().trim_end());
+        }
+        // Nor is the request: its header strings would stay allocated for the whole session.
+        drop(request);
+        if reply.write_to(self.stream, false).is_err() {
+            return;
+        }
+        let transport: Arc<dyn Transport> = self.stream.clone();
+        let outbox = Arc::new(Outbox::new(
+            transport,
+            peer,
+            Arc::clone(&self.shared.writers),
+        ));
+        // A peer that sends nothing for three heartbeats is gone even if the heartbeat thread
+        // is busy; with heartbeats off, the read simply waits.
+        let idle_limit = (!config.ping_interval.is_zero()).then(|| config.ping_interval * 3);
+        let _ = self.stream.set_read_timeout(idle_limit);
+        if let Some(live) = lock(&self.shared.live).get_mut(&self.id) {
+            live.outbox = Some(Arc::clone(&outbox));
+        }
+        if self.shared.stopping.load(Ordering::SeqCst) {
+            outbox
+                .close(SHUTTING_DOWN.0, SHUTTING_DOWN.1, crate::outbox::When::Now)
+                .write();
+        }
+        let session_config = SessionConfig {
+            max_message: match endpoint {
+                Endpoint::Chat => config.max_chat_message,
+                Endpoint::Echo => config.max_echo_message,
+            },
+            rate_limit: config.rate_limit,
+        };
+        let started = Instant::now();
+        let outcome = session::run(
+            &outbox,
+            leftover,
+            endpoint,
+            &session_config,
+            &self.shared.room,
+        );
+        log!(
+            "{peer} GET {} 101 closed {} ({}) after {:.1}s",
+            endpoint.path(),
+            outcome.code,
+            outcome.reason,
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// The close every WebSocket gets when the server stops.
+pub const SHUTTING_DOWN: (crate::frame::CloseCode, &str) =
+    (crate::frame::CloseCode::Away, "server shutting down");

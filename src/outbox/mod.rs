@@ -1,0 +1,417 @@
+//! The outgoing queue of one connection.
+//!
+//! A tungstenite `WebSocket` must have a single owner (tungstenite issues 311 and 323), and a
+//! blocking socket can wait for one thing at a time. So a connection's own thread owns the
+//! protocol state and *reads*; everything to be *sent* (a broadcast from another member's
+//! thread, a heartbeat ping, tungstenite's own pong and close replies) is an encoded frame put
+//! on this connection's [`Outbox`]. One thread at a time writes a queue, in order, so frames
+//! never interleave.
+//!
+//! There is one verb, [`Outbox::enqueue`], and it says when the frame should be written
+//! ([`When`]). It never writes: it returns a [`Queued`] that the caller acts on with
+//! [`Queued::write`] once it holds no lock, so a caller holding the room's lock only queues.
+//! Whoever makes a queue go from idle to non-empty holds the turn to write it:
+//! - [`When::Now`]: the caller writes what the socket takes without waiting, and the pool
+//!   ([`crate::writer_pool`]) writes the rest: no thread hand-off when sockets have room.
+//! - [`When::Later`]: the pool writes it; frames that pile up meanwhile go out in one write.
+//! - [`When::Waiting`]: the connection's own thread writes and waits, and waits for the queue
+//!   to drain when someone else holds the turn: its peer's pace is its back-pressure.
+//!
+//! Limits: frames from others (broadcasts, pings) are refused past the byte bound, which closes
+//! the connection with 1008 (ws-rs RUSTSEC-2020-0043): a member that reads is never closed for
+//! a burst that fits, one that stopped reading is. A write that makes no progress for the
+//! socket's write timeout drops the connection.
+//!
+//! Closing: after our close frame is written the write side is shut (FIN) and the connection
+//! lingers, reading and discarding, until the peer closes or [`Writers`]' linger time passes
+//! (RFC 6455 sections 5.5.1 and 7.1.1). Shutting the socket at once would make the kernel
+//! answer the peer's late bytes with a reset, which destroys the close frame in its buffer.
+
+use crate::frame::{self, CloseCode};
+use crate::sync::lock;
+use crate::timer::Timer;
+use crate::transport::Transport;
+use crate::writer_pool::WriterPool;
+use std::collections::VecDeque;
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+use tungstenite::Bytes;
+
+mod turn;
+
+pub use turn::Deliveries;
+
+/// How much may wait in one connection's queue for frames from others.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Most bytes waiting (including a batch being written).
+    pub bytes: usize,
+    /// Most frames waiting, when set; `None` lets the byte bound decide alone.
+    pub messages: Option<usize>,
+}
+
+/// When a queued frame is written; see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// By the caller, as far as the socket has room; the pool writes the rest.
+    Now,
+    /// By the pool, batched with whatever else piles up.
+    Later,
+    /// By the connection's own thread, which waits until the frame is out.
+    Waiting,
+}
+
+/// What every outbox of a server shares: the limits, the pool that writes, the timer that
+/// bounds lingering closes.
+#[derive(Debug)]
+pub struct Writers {
+    limits: QueueLimits,
+    linger: Duration,
+    pool: Arc<WriterPool>,
+    timer: Arc<Timer>,
+    /// Broadcasts whose senders are writing them right now. While one is, the next goes to
+    /// the pool: several senders writing every member's socket at once would pay a system
+    /// call per frame and member, where a pool thread writes a member's pile in one.
+    broadcasting: AtomicUsize,
+}
+
+impl Writers {
+    /// Shared state for outboxes with `limits`, whose closes linger at most `linger`.
+    pub fn new(limits: QueueLimits, linger: Duration) -> Arc<Self> {
+        Arc::new(Writers {
+            limits,
+            linger,
+            pool: WriterPool::new(Duration::from_secs(10)),
+            timer: Timer::new(),
+            broadcasting: AtomicUsize::new(0),
+        })
+    }
+}
+
+/// Where a connection is in its life; each phase says what may still be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Anything may be queued.
+    Open,
+    /// The peer's close frame arrived: only the connection's own replies may follow (the
+    /// close reply tungstenite writes), nothing from others.
+    PeerClosing,
+    /// Our close frame is queued: nothing may follow it (RFC 6455 section 5.5.1).
+    Closing(CloseCode),
+    /// Our close frame is written and our side shut: waiting for the peer to close, at most
+    /// the linger time.
+    Lingering(CloseCode),
+    /// The reading side is done: once the queue is written, the socket is shut.
+    Finished,
+    /// Dropped (a write failed, the peer is dead, the linger time ran out): nothing more is
+    /// written. Remembers the close code sent before, if any, for the log.
+    Dead(Option<CloseCode>),
+}
+
+#[derive(Debug)]
+struct State {
+    phase: Phase,
+    queue: VecDeque<Bytes>,
+    /// Bytes in `queue` plus those of a batch taken out and not yet written.
+    bytes: usize,
+    /// A thread holds the turn to write: nobody else may.
+    writing: bool,
+    /// How many times the queue was written empty: a waiting owner's frame is out once this
+    /// moves past the value it saw when queueing.
+    emptied: u64,
+}
+
+/// The outgoing queue of one connection. See the module docs.
+#[derive(Debug)]
+pub struct Outbox {
+    stream: Arc<dyn Transport>,
+    peer: SocketAddr,
+    writers: Arc<Writers>,
+    state: Mutex<State>,
+    /// Signalled whenever the queue is written empty or the connection dies.
+    drained: Condvar,
+    /// Set when anything arrives from the peer, cleared by each heartbeat.
+    heard_from: AtomicBool,
+}
+
+/// What the turn holder does once the queue is empty, decided under the lock, done after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Release {
+    Nothing,
+    /// Our close frame is out: send FIN and start lingering.
+    ShutWrite,
+    /// The connection is done: shut both directions.
+    ShutBoth,
+}
+
+/// Why a frame made the queue overflow, for the log line written after any lock is let go.
+#[derive(Debug, Clone, Copy)]
+struct Overflow {
+    frames: usize,
+    bytes: usize,
+}
+
+/// A frame that [`Outbox::enqueue`] took (or refused). [`Queued::write`] writes it as asked,
+/// and is to be called once the caller holds no lock.
+#[derive(Debug)]
+#[must_use = "call write() once no lock is held, or the queue stalls until a pool thread takes it"]
+pub struct Queued {
+    outbox: Option<Arc<Outbox>>,
+    when: When,
+    /// The caller made the queue non-empty and holds the turn to write it.
+    turn: bool,
+    emptied: u64,
+    overflow: Option<Overflow>,
+}
+
+impl Outbox {
+    /// A new, empty outbox writing to `stream`.
+    pub fn new(stream: Arc<dyn Transport>, peer: SocketAddr, writers: Arc<Writers>) -> Self {
+        Outbox {
+            stream,
+            peer,
+            writers,
+            state: Mutex::new(State {
+                phase: Phase::Open,
+                queue: VecDeque::new(),
+                bytes: 0,
+                writing: false,
+                emptied: 0,
+            }),
+            drained: Condvar::new(),
+            heard_from: AtomicBool::new(true),
+        }
+    }
+
+    /// The connection, for its owner to read from.
+    pub fn transport(&self) -> &dyn Transport {
+        &*self.stream
+    }
+
+    /// True when nothing is queued or being written.
+    pub fn is_idle(&self) -> bool {
+        let st = lock(&self.state);
+        !st.writing && st.queue.is_empty()
+    }
+
+    /// The peer's address, for logs.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Queues `frame`, to be written as `when` says once the caller calls [`Queued::write`].
+    /// A frame from others ([`When::Now`], [`When::Later`]) is refused once the connection is
+    /// closing, and one that would take the queue past its bounds closes it with 1008
+    /// instead. The connection's own frames ([`When::Waiting`]) are bounded by their writer
+    /// waiting, and are taken until our close frame is queued.
+    pub fn enqueue(self: &Arc<Self>, frame: Bytes, when: When) -> Queued {
+        let mut st = lock(&self.state);
+        let accepts = match st.phase {
+            Phase::Open => true,
+            Phase::PeerClosing => when == When::Waiting,
+            _ => false,
+        };
+        if !accepts {
+            return Queued::refused(when);
+        }
+        if when != When::Waiting && self.over_limits(&st, frame.len()) {
+            let overflow = Overflow {
+                frames: st.queue.len(),
+                bytes: st.bytes,
+            };
+            // The frames waiting are dropped; a batch being written completes, so the close
+            // frame still lands on a frame boundary.
+            st.queue.clear();
+            st.bytes = 0;
+            let close = frame::close(
+                CloseCode::Policy,
+                "outgoing queue full: you are not reading fast enough",
+            );
+            let mut queued = self.push_close(st, close, CloseCode::Policy, when);
+            queued.overflow = Some(overflow);
+            return queued;
+        }
+        self.push_frame(st, frame, when)
+    }
+
+    fn over_limits(&self, st: &State, len: usize) -> bool {
+        let limits = self.writers.limits;
+        st.bytes + len > limits.bytes || limits.messages.is_some_and(|n| st.queue.len() >= n)
+    }
+
+    /// Queues our close frame, unless one is queued or the connection is past sending one.
+    /// Nothing is queued after it.
+    pub fn close(self: &Arc<Self>, code: CloseCode, reason: &str, when: When) -> Queued {
+        let st = lock(&self.state);
+        if st.phase != Phase::Open {
+            return Queued::refused(when);
+        }
+        self.push_close(st, frame::close(code, reason), code, when)
+    }
+
+    /// Queues a close frame and moves to [`Phase::Closing`].
+    fn push_close(
+        self: &Arc<Self>,
+        mut st: MutexGuard<'_, State>,
+        close: Bytes,
+        code: CloseCode,
+        when: When,
+    ) -> Queued {
+        st.phase = Phase::Closing(code);
+        self.push_frame(st, close, when)
+    }
+
+    fn push_frame(
+        self: &Arc<Self>,
+        mut st: MutexGuard<'_, State>,
+        frame: Bytes,
+        when: When,
+    ) -> Queued {
+        st.bytes += frame.len();
+        st.queue.push_back(frame);
+        let turn = !st.writing;
+        st.writing = true;
+        Queued {
+            outbox: Some(Arc::clone(self)),
+            when,
+            turn,
+            emptied: st.emptied,
+            overflow: None,
+        }
+    }
+
+    /// The peer's close frame arrived: frames from others are no longer queued.
+    pub fn peer_closing(&self) {
+        let mut st = lock(&self.state);
+        if st.phase == Phase::Open {
+            st.phase = Phase::PeerClosing;
+        }
+    }
+
+    /// The close code we sent or queued, if any.
+    pub fn close_code(&self) -> Option<CloseCode> {
+        match lock(&self.state).phase {
+            Phase::Closing(code) | Phase::Lingering(code) | Phase::Dead(Some(code)) => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The reading side is done. The socket is shut once whatever is queued is written.
+    pub fn finish(&self) {
+        let mut st = lock(&self.state);
+        if !matches!(st.phase, Phase::Dead(_)) {
+            st.phase = Phase::Finished;
+        }
+        let idle = !st.writing;
+        drop(st);
+        if idle {
+            self.stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Drops the connection at once, without a closing handshake (a dead peer, a failed write,
+    /// the end of the linger time or of the shutdown grace). Its reading thread wakes up.
+    pub fn kill(&self) {
+        let mut st = lock(&self.state);
+        let sent = match st.phase {
+            Phase::Closing(code) | Phase::Lingering(code) | Phase::Dead(Some(code)) => Some(code),
+            _ => None,
+        };
+        st.phase = Phase::Dead(sent);
+        st.queue.clear();
+        st.bytes = 0;
+        drop(st);
+        self.drained.notify_all();
+        self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// Records that the peer sent something: it is alive.
+    pub fn heard_from_peer(&self) {
+        self.heard_from.store(true, Ordering::Relaxed);
+    }
+
+    /// One heartbeat: false when the peer has sent nothing since the last one (the caller
+    /// drops it); otherwise a ping is queued and written.
+    pub fn heartbeat(self: &Arc<Self>) -> bool {
+        if !self.heard_from.swap(false, Ordering::Relaxed) {
+            return false;
+        }
+        self.enqueue(frame::ping(), When::Now).write();
+        true
+    }
+
+    /// Takes every queued frame after a batch of `written` bytes went out; when there are
+    /// none, ends the caller's turn and says what to do with the socket. Only the turn holder
+    /// calls this.
+    fn take_queue(self: &Arc<Self>, written: usize) -> Result<Vec<Bytes>, Release> {
+        let mut st = lock(&self.state);
+        st.bytes = st.bytes.saturating_sub(written);
+        let dead = matches!(st.phase, Phase::Dead(_));
+        if !dead && !st.queue.is_empty() {
+            return Ok(st.queue.drain(..).collect());
+        }
+        st.writing = false;
+        st.emptied += 1;
+        let release = match st.phase {
+            Phase::Finished | Phase::Dead(_) => Release::ShutBoth,
+            Phase::Closing(code) => {
+                st.phase = Phase::Lingering(code);
+                Release::ShutWrite
+            }
+            Phase::Open | Phase::PeerClosing | Phase::Lingering(_) => Release::Nothing,
+        };
+        drop(st);
+        self.drained.notify_all();
+        Err(release)
+    }
+
+    /// Acts on the end of a turn.
+    fn release(self: &Arc<Self>, release: Release) {
+        match release {
+            Release::Nothing => {}
+            Release::ShutBoth => self.stream.shutdown(Shutdown::Both),
+            Release::ShutWrite => {
+                self.stream.shutdown(Shutdown::Write);
+                let outbox = Arc::downgrade(self);
+                let at = Instant::now() + self.writers.linger;
+                self.writers
+                    .timer
+                    .at(at, Box::new(move || linger_over(&outbox)));
+            }
+        }
+    }
+}
+
+/// The linger time of a close ran out: if the peer has still not closed, drop it.
+fn linger_over(outbox: &Weak<Outbox>) {
+    let Some(outbox) = outbox.upgrade() else {
+        return;
+    };
+    let lingering = matches!(lock(&outbox.state).phase, Phase::Lingering(_));
+    if lingering {
+        outbox.kill();
+    }
+}
+
+impl Queued {
+    /// True when this frame made the queue overflow: the connection is being closed with
+    /// 1008 and takes nothing more from others.
+    pub fn overflowed(&self) -> bool {
+        self.overflow.is_some()
+    }
+
+    fn refused(when: When) -> Self {
+        Queued {
+            outbox: None,
+            when,
+            turn: false,
+            emptied: 0,
+            overflow: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

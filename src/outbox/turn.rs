@@ -1,0 +1,241 @@
+//! Writing a queue: what the holder of the turn does, as [`When`] asks.
+
+use super::{Outbox, Overflow, Phase, Queued, When};
+use crate::log;
+use crate::sync::lock;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError};
+use tungstenite::Bytes;
+
+impl Outbox {
+    /// Writes what the socket takes without waiting. Returns false when the socket's buffer
+    /// filled up: the unwritten rest is back at the front of the queue and the turn is still
+    /// the caller's, to hand to a thread that can wait.
+    fn write_without_waiting(self: &Arc<Self>) -> bool {
+        let mut written = 0;
+        loop {
+            let frames = match self.take_queue(written) {
+                Ok(frames) => frames,
+                Err(release) => {
+                    self.release(release);
+                    return true;
+                }
+            };
+            written = 0;
+            for (i, frame) in frames.iter().enumerate() {
+                match send_until_blocked(frame, |buf| self.stream.try_write(buf)) {
+                    Ok(n) if n == frame.len() => written += n,
+                    Ok(n) => {
+                        self.put_back(written + n, frame.slice(n..), &frames[i + 1..]);
+                        return false;
+                    }
+                    Err(e) => {
+                        self.write_failed(&e);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Puts what a full socket did not take back in front of anything newer, unless the
+    /// connection died meanwhile.
+    fn put_back(&self, written: usize, partial: Bytes, rest: &[Bytes]) {
+        let mut st = lock(&self.state);
+        st.bytes = st.bytes.saturating_sub(written);
+        if matches!(st.phase, Phase::Dead(_)) {
+            return;
+        }
+        for frame in rest.iter().rev().chain([&partial]) {
+            st.queue.push_front(frame.clone());
+        }
+    }
+
+    /// Writes the queue until it is empty, waiting on the socket as long as its write timeout
+    /// allows. Only the turn holder calls this.
+    fn drain(self: &Arc<Self>) {
+        let mut batch: Vec<u8> = Vec::new();
+        let mut written = 0;
+        loop {
+            let frames = match self.take_queue(written) {
+                Ok(frames) => frames,
+                Err(release) => return self.release(release),
+            };
+            written = frames.iter().map(Bytes::len).sum();
+            // Small frames are gathered into one write (one system call, fewer TCP segments);
+            // large ones are written straight from their shared buffer.
+            let mut result = Ok(());
+            for frame in frames {
+                if frame.len() >= 16 * 1024 {
+                    result = result
+                        .and_then(|()| self.write_all(&batch))
+                        .and_then(|()| self.write_all(&frame));
+                    batch.clear();
+                } else {
+                    batch.extend_from_slice(&frame);
+                    if batch.len() >= 64 * 1024 {
+                        result = result.and_then(|()| self.write_all(&batch));
+                        batch.clear();
+                    }
+                }
+            }
+            result = result.and_then(|()| self.write_all(&batch));
+            batch.clear();
+            if let Err(e) = result {
+                self.write_failed(&e);
+            }
+        }
+    }
+
+    /// Writes all of `bytes`, waiting as long as the write timeout allows (after which the
+    /// socket reports `WouldBlock`, an error here).
+    fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+        let n = send_until_blocked(bytes, |buf| self.stream.write(buf))?;
+        match n == bytes.len() {
+            true => Ok(()),
+            false => Err(io::ErrorKind::TimedOut.into()),
+        }
+    }
+
+    fn write_failed(&self, e: &io::Error) {
+        log!("{} write failed ({e}): dropping the connection", self.peer);
+        self.kill();
+    }
+
+    /// Leaves the turn to a pool thread, which writes, waiting.
+    fn hand_to_pool(self: Arc<Self>) {
+        let pool = Arc::clone(&self.writers.pool);
+        pool.run(Box::new(move || {
+            if panic::catch_unwind(AssertUnwindSafe(|| self.drain())).is_err() {
+                log!("{} writing panicked: dropping the connection", self.peer);
+                self.kill();
+                let _ = self.take_queue(0);
+            }
+        }));
+    }
+
+    /// Waits until the queue has been written empty since `emptied`, or the connection died.
+    fn wait_drained(&self, emptied: u64) {
+        let st = lock(&self.state);
+        let _st = self
+            .drained
+            .wait_while(st, |st| {
+                st.emptied == emptied && !matches!(st.phase, Phase::Dead(_))
+            })
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+}
+
+impl Queued {
+    /// Writes the frame as its [`When`] says (see the module docs). Call it holding no lock.
+    pub fn write(mut self) {
+        let Some(outbox) = self.outbox.take() else {
+            return;
+        };
+        if let Some(Overflow { frames, bytes }) = self.overflow {
+            log!(
+                "{} outgoing queue full ({frames} frames, {bytes} bytes): closing with 1008",
+                outbox.peer
+            );
+        }
+        let turn = std::mem::take(&mut self.turn);
+        match (self.when, turn) {
+            (When::Now, true) => {
+                if !outbox.write_without_waiting() {
+                    outbox.hand_to_pool();
+                }
+            }
+            (When::Later, true) => outbox.hand_to_pool(),
+            (When::Waiting, true) => outbox.drain(),
+            (When::Waiting, false) => outbox.wait_drained(self.emptied),
+            (When::Now | When::Later, false) => {}
+        }
+    }
+}
+
+impl Drop for Queued {
+    /// Only reached with the turn when a panic unwound between queueing and writing: the pool
+    /// takes the turn, so the queue is never stranded.
+    fn drop(&mut self) {
+        if let (Some(outbox), true) = (self.outbox.take(), self.turn) {
+            outbox.hand_to_pool();
+        }
+    }
+}
+
+/// The frames one event queued for several members, written together.
+#[derive(Debug, Default)]
+#[must_use = "call write() once no lock is held"]
+pub struct Deliveries(Vec<Queued>);
+
+impl Deliveries {
+    /// Adds one member's frame.
+    pub fn push(&mut self, queued: Queued) {
+        self.0.push(queued);
+    }
+
+    /// Adds another event's frames, to be written after these.
+    pub fn extend(&mut self, more: Deliveries) {
+        self.0.extend(more.0);
+    }
+
+    /// Writes every frame. While another broadcast is being written by its sender, frames
+    /// asked for [`When::Now`] go to the pool instead (see [`Writers`]).
+    pub fn write(self) {
+        let Some(writers) = self
+            .0
+            .iter()
+            .find_map(|q| q.outbox.as_ref().map(|o| Arc::clone(&o.writers)))
+        else {
+            return;
+        };
+        let broadcasting = Broadcasting::start(&writers.broadcasting);
+        let busy = broadcasting.others > 0;
+        for mut queued in self.0 {
+            if busy && queued.when == When::Now {
+                queued.when = When::Later;
+            }
+            queued.write();
+        }
+    }
+}
+
+/// Counts a broadcast being written for as long as it lives, panic or not.
+struct Broadcasting<'a> {
+    count: &'a AtomicUsize,
+    /// Broadcasts that were being written when this one started.
+    others: usize,
+}
+
+impl<'a> Broadcasting<'a> {
+    fn start(count: &'a AtomicUsize) -> Self {
+        let others = count.fetch_add(1, Ordering::Relaxed);
+        Broadcasting { count, others }
+    }
+}
+
+impl Drop for Broadcasting<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Calls `write` until `bytes` are written or it reports `WouldBlock`.
+fn send_until_blocked(
+    bytes: &[u8],
+    write: impl Fn(&[u8]) -> io::Result<usize>,
+) -> io::Result<usize> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match write(&bytes[written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}
