@@ -1938,7 +1938,6 @@ pub fn check_cli(data: &[u8]) {
                 ("max chat message", config.max_chat_message),
                 ("max echo message", config.max_echo_message),
                 ("max connections", config.max_connections),
-                ("queue messages", config.queue_messages),
                 ("queue bytes", config.queue_bytes),
             ] {
                 assert!(value >= 1, "{what} is 0 from {args:?}");

@@ -126,14 +126,14 @@ pub const FLAGS: &[Flag] = &[
     },
     Flag {
         name: "--queue-messages",
-        takes: Takes::Value("N", |c, v| store(&mut c.queue_messages, positive(v))),
-        help: "messages queued for one slow client before 1008",
+        takes: Takes::Value("N", |c, v| store(&mut c.queue_messages, number(v))),
+        help: "extra bound on messages queued for one client; 0 is none, bytes decide",
         default: |d| d.queue_messages.to_string(),
     },
     Flag {
         name: "--queue-bytes",
         takes: Takes::Value("BYTES", |c, v| store(&mut c.queue_bytes, positive(v))),
-        help: "bytes queued for one slow client before 1008",
+        help: "bytes queued for one client before 1008",
         default: |d| bytes(d.queue_bytes),
     },
     Flag {
@@ -368,6 +368,17 @@ mod tests {
         assert_eq!(config.head_timeout, Duration::from_secs(17));
         assert_eq!(config.write_timeout, Duration::from_secs(18));
         assert_eq!(config.keep_alive_timeout, Duration::from_secs(19));
+    }
+
+    #[test]
+    fn queue_messages_defaults_to_no_count_bound_and_takes_old_values() {
+        assert_eq!(run(&[]).unwrap().queue_messages, 0);
+        assert_eq!(run(&["--queue-messages", "0"]).unwrap().queue_messages, 0);
+        assert_eq!(
+            run(&["--queue-messages", "256"]).unwrap().queue_messages,
+            256
+        );
+        assert!(run(&["--queue-messages", "-1"]).is_err());
     }
 
     #[test]

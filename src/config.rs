@@ -31,8 +31,10 @@ pub struct Config {
     /// Time between heartbeat pings; a peer that has not answered by the next ping is closed.
     /// Zero turns heartbeats off. Default 30 s (`--ping-interval`).
     pub ping_interval: Duration,
-    /// Most messages waiting to be written to one connection; past it the connection is closed
-    /// with 1008. Default 256 (`--queue-messages`).
+    /// An optional bound on the messages waiting to be written to one connection; past it the
+    /// connection is closed with 1008. Default 0: no count bound, [`Config::queue_bytes`]
+    /// decides, so a member that reads is never closed for a burst of small messages
+    /// (`--queue-messages`).
     pub queue_messages: usize,
     /// Most bytes waiting to be written to one connection; past it the connection is closed
     /// with 1008. Default 1 MiB (`--queue-bytes`).
@@ -68,7 +70,7 @@ impl Default for Config {
             max_echo_message: 16 << 20,
             max_connections: 10_000,
             ping_interval: Duration::from_secs(30),
-            queue_messages: 256,
+            queue_messages: 0,
             queue_bytes: 1 << 20,
             head_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),

@@ -358,7 +358,11 @@ fn upgrade(
         return;
     }
     let limits = QueueLimits {
-        messages: config.queue_messages,
+        // 0 is no count bound: the byte bound decides.
+        messages: match config.queue_messages {
+            0 => usize::MAX,
+            n => n,
+        },
         bytes: config.queue_bytes,
     };
     let transport: Arc<dyn Transport> = stream.clone();
