@@ -212,6 +212,27 @@ fn logs_name_peer_path_and_outcome_and_trace_shows_both_heads() {
         log.contains(&format!("{plain_local} GET /nothing 404")),
         "{log}"
     );
+    // Every line that is not a traced head's continuation starts with RFC 3339 UTC time.
+    let events: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains(&local.to_string()) || line.contains("shutting down"))
+        .collect();
+    assert!(events.len() >= 4, "{log}");
+    for line in events {
+        let (time, _) = line.split_once(' ').unwrap();
+        assert!(is_rfc3339_utc_millis(time), "{line:?}");
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, in this century.
+fn is_rfc3339_utc_millis(time: &str) -> bool {
+    let shape = "dddd-dd-ddTdd:dd:dd.dddZ";
+    time.len() == shape.len()
+        && time.starts_with("20")
+        && time
+            .chars()
+            .zip(shape.chars())
+            .all(|(c, s)| if s == 'd' { c.is_ascii_digit() } else { c == s })
 }
 
 #[test]
