@@ -1849,7 +1849,9 @@ pub fn check_chat_input(data: &[u8]) {
                         assert_eq!(predicted, Err(refused), "refused {text:?}");
                         // As the session does.
                         let reason = refused.reason();
-                        outbox.push(text_frame(&Event::NameRefused { reason }.to_json()));
+                        outbox.push(text_frame(
+                            &Event::NameRefused { reason: &reason }.to_json(),
+                        ));
                         slots[who].expected.push(ChatEvent::NameRefused {
                             reason: reason.into(),
                         });

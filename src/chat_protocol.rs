@@ -6,6 +6,7 @@
 //! forgery protection. Clients send plain text: first their name, then messages. The README has
 //! the full protocol.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 /// One thing the server tells a member.
@@ -141,12 +142,16 @@ pub enum NameError {
 
 impl NameError {
     /// The reason shown to the user.
-    pub fn reason(self) -> &'static str {
+    pub fn reason(self) -> Cow<'static, str> {
         match self {
-            NameError::Empty => "a name needs at least one visible character",
-            NameError::TooLong => "a name may have at most 32 characters",
-            NameError::BadCharacters => "a name may not contain control or invisible characters",
-            NameError::Taken => "that name is taken: pick another",
+            NameError::Empty => "a name needs at least one visible character".into(),
+            NameError::TooLong => {
+                format!("a name may have at most {MAX_NAME_CHARS} characters").into()
+            }
+            NameError::BadCharacters => {
+                "a name may not contain control or invisible characters".into()
+            }
+            NameError::Taken => "that name is taken: pick another".into(),
         }
     }
 }
@@ -314,7 +319,12 @@ mod tests {
     fn name_rules() {
         assert_eq!(clean_name("  alice "), Ok("alice"));
         assert_eq!(clean_name("   "), Err(NameError::Empty));
-        assert_eq!(clean_name(&"x".repeat(33)), Err(NameError::TooLong));
+        let too_long = "x".repeat(MAX_NAME_CHARS + 1);
+        assert_eq!(clean_name(&too_long), Err(NameError::TooLong));
+        assert_eq!(
+            NameError::TooLong.reason(),
+            "a name may have at most 32 characters"
+        );
         assert_eq!(clean_name(&"é".repeat(32)), Ok("é".repeat(32).as_str()));
         assert_eq!(clean_name("a\u{7}b"), Err(NameError::BadCharacters));
         assert_eq!(clean_name("ali\u{200B}ce"), Err(NameError::BadCharacters));

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// Most header lines accepted. More get 431 (ws CVE-2024-37890 was 2,000 junk headers).
 pub const MAX_HEADERS: usize = 100;
+// The 431 reply names the head limit in KiB.
+const _: () = assert!(MAX_HEAD_BYTES % 1024 == 0);
 
 /// One header line, owned. Values stay bytes: HTTP does not promise UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,8 +122,14 @@ impl HttpError {
     /// The reply this error deserves, if the peer can still receive one.
     pub fn response(&self) -> Option<Response> {
         match self {
-            HttpError::HeadTooLarge => Some(Response::error(431, "request head over 8 KiB")),
-            HttpError::TooManyHeaders => Some(Response::error(431, "over 100 header lines")),
+            HttpError::HeadTooLarge => Some(Response::error(
+                431,
+                &format!("request head over {} KiB", MAX_HEAD_BYTES / 1024),
+            )),
+            HttpError::TooManyHeaders => Some(Response::error(
+                431,
+                &format!("over {MAX_HEADERS} header lines"),
+            )),
             HttpError::Malformed(why) => Some(Response::error(400, why)),
             HttpError::Timeout => Some(Response::error(408, "request head not received in time")),
             HttpError::Closed | HttpError::Io(_) => None,
@@ -196,7 +204,8 @@ fn parse_error_reason(e: httparse::Error) -> &'static str {
         httparse::Error::NewLine => "invalid line ending",
         httparse::Error::Status => "invalid status",
         httparse::Error::Token => "invalid token in request line",
-        httparse::Error::TooManyHeaders => "over 100 header lines",
+        // Reported as HttpError::TooManyHeaders before it gets here.
+        httparse::Error::TooManyHeaders => "too many header lines",
         httparse::Error::Version => "invalid HTTP version",
     }
 }
@@ -503,7 +512,7 @@ mod tests {
         big.resize(MAX_HEAD_BYTES + 10, b'a');
         assert!(matches!(parse_head(&big), Err(HttpError::HeadTooLarge)));
         let mut many = b"GET / HTTP/1.1\r\n".to_vec();
-        for i in 0..101 {
+        for i in 0..=MAX_HEADERS {
             many.extend_from_slice(format!("X{i}: y\r\n").as_bytes());
         }
         many.extend_from_slice(b"\r\n");
@@ -516,6 +525,16 @@ mod tests {
             parse_head(b"GET / HTTP/2.0\r\n\r\n"),
             Err(HttpError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn refusals_name_the_limits() {
+        let text = |error: HttpError| match error.response().unwrap().body {
+            Body::Bytes(bytes) => String::from_utf8(bytes.into_owned()).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(text(HttpError::HeadTooLarge), "request head over 8 KiB\n");
+        assert_eq!(text(HttpError::TooManyHeaders), "over 100 header lines\n");
     }
 
     #[test]

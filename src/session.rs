@@ -195,7 +195,7 @@ impl ChatMember {
                 Err(refused) => {
                     outbox.push(text_frame(
                         &Event::NameRefused {
-                            reason: refused.reason(),
+                            reason: &refused.reason(),
                         }
                         .to_json(),
                     ));
