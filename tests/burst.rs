@@ -47,6 +47,9 @@ fn burst() -> Vec<Vec<String>> {
                         .unwrap_or_else(|| panic!("m{who} got {text}"));
                     got.push(said.to_string());
                 }
+                // A clean close, so the server's log shows no failed writes.
+                ws.close(None).unwrap();
+                while ws.read().is_ok() {}
                 got
             })
         })
