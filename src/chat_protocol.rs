@@ -6,6 +6,7 @@
 //! forgery protection. Clients send plain text: first their name, then messages. The README has
 //! the full protocol.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 /// One thing the server tells a member.
@@ -132,7 +133,8 @@ pub enum NameError {
     /// Over [`MAX_NAME_CHARS`] characters.
     TooLong,
     /// Contains control characters, or invisible and direction-changing ones that would let
-    /// one name pose as another.
+    /// one name pose as another. The zero-width joiner and the emoji presentation selector
+    /// are allowed only inside emoji sequences.
     BadCharacters,
     /// Someone in the room has this name, or one that looks the same.
     Taken,
@@ -140,12 +142,16 @@ pub enum NameError {
 
 impl NameError {
     /// The reason shown to the user.
-    pub fn reason(self) -> &'static str {
+    pub fn reason(self) -> Cow<'static, str> {
         match self {
-            NameError::Empty => "a name needs at least one visible character",
-            NameError::TooLong => "a name may have at most 32 characters",
-            NameError::BadCharacters => "a name may not contain control or invisible characters",
-            NameError::Taken => "that name is taken: pick another",
+            NameError::Empty => "a name needs at least one visible character".into(),
+            NameError::TooLong => {
+                format!("a name may have at most {MAX_NAME_CHARS} characters").into()
+            }
+            NameError::BadCharacters => {
+                "a name may not contain control or invisible characters".into()
+            }
+            NameError::Taken => "that name is taken: pick another".into(),
         }
     }
 }
@@ -160,10 +166,55 @@ pub fn clean_name(raw: &str) -> Result<&str, NameError> {
     if name.chars().nth(MAX_NAME_CHARS).is_some() {
         return Err(NameError::TooLong);
     }
-    if name.chars().any(|c| c.is_control() || is_invisible(c)) {
-        return Err(NameError::BadCharacters);
+    let chars: Vec<char> = name.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let before = i.checked_sub(1).map(|j| chars[j]);
+        let after = chars.get(i + 1).copied();
+        let allowed = match c {
+            // A zero-width joiner only between two emoji (the first may carry its
+            // presentation selector): 👩🏽‍⚕️, 🏳️‍🌈, ❤️‍🔥. Elsewhere it would hide inside text.
+            ZWJ => before.is_some_and(|b| is_emoji(b) || b == VS16) && after.is_some_and(is_emoji),
+            // The emoji presentation selector only right after an emoji, or in a keycap (1️⃣).
+            VS16 => {
+                before.is_some_and(is_emoji)
+                    || (before.is_some_and(|b| matches!(b, '0'..='9' | '#' | '*'))
+                        && after == Some(KEYCAP))
+            }
+            c => !c.is_control() && !is_invisible(c),
+        };
+        if !allowed {
+            return Err(NameError::BadCharacters);
+        }
     }
     Ok(name)
+}
+
+/// ZERO WIDTH JOINER: glues emoji into one picture.
+const ZWJ: char = '\u{200D}';
+/// VARIATION SELECTOR-16: asks for the emoji (coloured) form of the character before it.
+const VS16: char = '\u{FE0F}';
+/// COMBINING ENCLOSING KEYCAP, as in 1️⃣ (`1`, U+FE0F, U+20E3).
+const KEYCAP: char = '\u{20E3}';
+
+/// Characters that are emoji, or can be shown as emoji with U+FE0F: the blocks that hold
+/// them and the few emoji outside those blocks, as ranges rather than a per-character table.
+/// A range may hold a symbol that is not an emoji; that only lets a joiner or selector stand
+/// next to a visible symbol, never next to a letter or another invisible character.
+fn is_emoji(c: char) -> bool {
+    matches!(c,
+        '\u{00A9}' | '\u{00AE}'                             // © ®
+        | '\u{203C}' | '\u{2049}'                           // ‼ ⁉
+        | '\u{2122}' | '\u{2139}'                           // ™ ℹ
+        | '\u{2194}'..='\u{21AA}'                           // arrows: ↔ ↕ ↩ ↪
+        | '\u{231A}'..='\u{23FF}'                           // technical: ⌚ ⌛ ⏩ ⏰
+        | '\u{24C2}'                                        // Ⓜ
+        | '\u{25AA}'..='\u{25FE}'                           // geometric shapes: ▪ ▶ ◀ ◼
+        | '\u{2600}'..='\u{27BF}'                           // symbols, dingbats: ☠ ♀ ⚕ ✈ ❤
+        | '\u{2934}' | '\u{2935}'                           // ⤴ ⤵
+        | '\u{2B05}'..='\u{2B55}'                           // ⬅ ⬆ ⬛ ⭐ ⭕
+        | '\u{3030}' | '\u{303D}' | '\u{3297}' | '\u{3299}' // 〰 〽 ㊗ ㊙
+        | '\u{1F000}'..='\u{1FAFF}'                         // pictographs, skin tones, flags
+    )
 }
 
 /// Zero-width characters and bidirectional controls (Unicode category Cf, the ones seen in
@@ -268,11 +319,56 @@ mod tests {
     fn name_rules() {
         assert_eq!(clean_name("  alice "), Ok("alice"));
         assert_eq!(clean_name("   "), Err(NameError::Empty));
-        assert_eq!(clean_name(&"x".repeat(33)), Err(NameError::TooLong));
+        let too_long = "x".repeat(MAX_NAME_CHARS + 1);
+        assert_eq!(clean_name(&too_long), Err(NameError::TooLong));
+        assert_eq!(
+            NameError::TooLong.reason(),
+            "a name may have at most 32 characters"
+        );
         assert_eq!(clean_name(&"é".repeat(32)), Ok("é".repeat(32).as_str()));
         assert_eq!(clean_name("a\u{7}b"), Err(NameError::BadCharacters));
         assert_eq!(clean_name("ali\u{200B}ce"), Err(NameError::BadCharacters));
         assert_eq!(clean_name("\u{202E}ecila"), Err(NameError::BadCharacters));
+    }
+
+    #[test]
+    fn emoji_sequences_with_joiners_are_names() {
+        for name in [
+            "\u{1F469}\u{1F3FD}\u{200D}\u{2695}\u{FE0F}", // 👩🏽‍⚕️ health worker, skin tone
+            "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}\u{200D}\u{1F466}", // 👨‍👩‍👧‍👦 family
+            "\u{1F3F3}\u{FE0F}\u{200D}\u{1F308}",         // 🏳️‍🌈 rainbow flag
+            "\u{2764}\u{FE0F}\u{200D}\u{1F525}",          // ❤️‍🔥 heart on fire
+            "\u{1F3F4}\u{200D}\u{2620}\u{FE0F}",          // 🏴‍☠️ pirate flag
+            "\u{1F9D1}\u{1F3FB}\u{200D}\u{1F91D}\u{200D}\u{1F9D1}\u{1F3FF}", // 🧑🏻‍🤝‍🧑🏿
+            "\u{1F441}\u{FE0F}\u{200D}\u{1F5E8}\u{FE0F}", // 👁️‍🗨️ eye in speech bubble
+            "dr \u{1F469}\u{1F3FD}\u{200D}\u{2695}\u{FE0F} ann", // inside a name
+            "\u{2600}\u{FE0F}",                           // ☀️
+            "1\u{FE0F}\u{20E3} club",                     // 1️⃣ keycap
+        ] {
+            assert_eq!(clean_name(name), Ok(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn joiners_and_selectors_outside_emoji_are_refused() {
+        for name in [
+            "a\u{200D}b",                         // between letters
+            "\u{200D}\u{1F469}",                  // leading
+            "\u{1F469}\u{200D}",                  // trailing
+            "\u{1F468}\u{200D}\u{200D}\u{1F469}", // two in a row
+            "a\u{200D}\u{1F469}",                 // after a letter
+            "\u{1F469}\u{200D}b",                 // before a letter
+            "\u{1F469} \u{200D}\u{1F469}",        // after a space
+            "\u{200D}",                           // alone
+            "a\u{FE0F}",                          // selector after a letter
+            "\u{FE0F}\u{1F469}",                  // selector first
+            "\u{1F469}\u{FE0F}\u{FE0F}",          // selector after a selector
+            "1\u{FE0F}",                          // a digit without the keycap
+            "ali\u{FE0E}ce",                      // the text selector stays refused
+            "ali\u{200C}ce",                      // so does the non-joiner
+        ] {
+            assert_eq!(clean_name(name), Err(NameError::BadCharacters), "{name:?}");
+        }
     }
 
     #[test]

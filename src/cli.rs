@@ -1,11 +1,19 @@
 //! The command line: flags to a [`Config`].
 //!
-//! Hand-written rather than pulled from a crate: fifteen flags of four shapes do not justify a
-//! dependency, and the `--help` text doubles as the reference for every default.
+//! Every flag is one entry of [`FLAGS`]: its name, the name of its value, its help text, how
+//! its default is shown (read from [`Config::default`]) and how it sets the [`Config`]. Both
+//! [`help`] and [`parse`] are built from that table, and a test checks README.md's flag table
+//! against `--help`, so the three cannot drift. Adding a flag is adding one entry to the table
+//! in `cli/flags.rs`.
+//!
+//! Hand-written rather than pulled from a crate: a table of flags of four shapes does not
+//! justify a dependency, and the `--help` text doubles as the reference for every default.
 
 use crate::config::Config;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::fmt::Write;
+
+mod flags;
+pub use flags::FLAGS;
 
 /// What the command line asked for.
 #[derive(Debug)]
@@ -18,11 +26,46 @@ pub enum Command {
     Version,
 }
 
+/// One command-line flag: everything about it in one place.
+pub struct Flag {
+    /// The flag as typed, e.g. `--addr`.
+    pub name: &'static str,
+    /// Whether it takes a value, and what it does to the [`Config`].
+    pub takes: Takes,
+    /// What it means, for `--help`.
+    pub help: &'static str,
+    /// Its default as `--help` and README.md show it, read from [`Config::default`].
+    pub default: fn(&Config) -> String,
+}
+
+/// How a [`Flag`] sets the [`Config`].
+pub enum Takes {
+    /// A switch, given without a value.
+    Nothing(fn(&mut Config)),
+    /// A value, named in the help (e.g. `HOST:PORT`). The function stores it, or says what is
+    /// wrong with it in words that follow the flag's name ("expects a whole number, ...").
+    Value(&'static str, fn(&mut Config, &str) -> Result<(), String>),
+}
+
+impl Flag {
+    /// The flag with the name of its value, as `--help` and README.md write it:
+    /// `--addr HOST:PORT`, `--trace-handshake`.
+    pub fn usage(&self) -> String {
+        match self.takes {
+            Takes::Nothing(_) => self.name.to_string(),
+            Takes::Value(value, _) => format!("{} {value}", self.name),
+        }
+    }
+}
+
+/// Width of the flag column in `--help`.
+const USAGE_WIDTH: usize = 28;
+
 /// The `--help` text, with every flag and its default.
 pub fn help() -> String {
-    let d = Config::default();
-    format!(
-        "wschat {version}: a small WebSocket chat and echo server
+    let defaults = Config::default();
+    let mut text = format!(
+        "wschat {}: a small WebSocket chat and echo server
 
 USAGE:
     wschat [OPTIONS]
@@ -33,38 +76,25 @@ ENDPOINTS:
     /echo      echoes every message back (WebSocket)
 
 OPTIONS:
-    --addr HOST:PORT            address to listen on; port 0 picks a free one [default: {addr}]
-    --root DIR                  serve DIR instead of the page built into the binary
-    --allowed-origin URL        accept upgrades only from this Origin; repeatable [default: any]
-    --trace-handshake           print every upgrade request and reply head to stderr
-    --history N                 past chat messages a newcomer receives [default: {history}]
-    --max-message BYTES         largest chat message; larger closes with 1009 [default: {chat}]
-    --max-echo-message BYTES    largest /echo message [default: {echo}]
-    --max-connections N         connections served at once; past it, 503 [default: {conns}]
-    --ping-interval SECS        heartbeat ping interval; 0 turns it off [default: {ping}]
-    --queue-messages N          messages queued for one slow client before 1008 [default: {qm}]
-    --queue-bytes BYTES         bytes queued for one slow client before 1008 [default: {qb}]
-    --rate-limit N              chat messages per member per 10 s; 0 is unlimited [default: {rate}]
-    --head-timeout SECS         time allowed for a request head to arrive [default: {head}]
-    --write-timeout SECS        a write stuck this long closes the connection [default: {write}]
-    --keep-alive SECS           idle time before a keep-alive connection closes [default: {ka}]
-    -h, --help                  print this help
-    -V, --version               print the version
 ",
-        version = env!("CARGO_PKG_VERSION"),
-        addr = d.addr,
-        history = d.history,
-        chat = d.max_chat_message,
-        echo = d.max_echo_message,
-        conns = d.max_connections,
-        ping = d.ping_interval.as_secs(),
-        qm = d.queue_messages,
-        qb = d.queue_bytes,
-        rate = d.rate_limit,
-        head = d.head_timeout.as_secs(),
-        write = d.write_timeout.as_secs(),
-        ka = d.keep_alive_timeout.as_secs(),
-    )
+        env!("CARGO_PKG_VERSION")
+    );
+    for flag in FLAGS {
+        let _ = writeln!(
+            text,
+            "    {:<USAGE_WIDTH$}{} [default: {}]",
+            flag.usage(),
+            flag.help,
+            (flag.default)(&defaults)
+        );
+    }
+    for (usage, help) in [
+        ("-h, --help", "print this help"),
+        ("-V, --version", "print the version"),
+    ] {
+        let _ = writeln!(text, "    {usage:<USAGE_WIDTH$}{help}");
+    }
+    text
 }
 
 /// Parses the arguments after the program name. The error is one line for stderr.
@@ -77,87 +107,44 @@ where
     let mut args = args.into_iter().map(Into::into);
     while let Some(arg) = args.next() {
         // Both `--flag value` and `--flag=value` are accepted.
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_string(), Some(value.to_string()))
-            }
-            _ => (arg.clone(), None),
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => (name, Some(value)),
+            _ => (arg.as_str(), None),
         };
-        match flag.as_str() {
+        match name {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
-            "--trace-handshake" => {
-                if inline.is_some() {
-                    return Err("--trace-handshake takes no value".to_string());
-                }
-                config.trace_handshake = true;
-                continue;
-            }
             _ => {}
         }
-        let mut value = || -> Result<String, String> {
-            match inline.clone().or_else(|| args.next()) {
-                Some(v) => Ok(v),
-                None => Err(format!("{flag} needs a value")),
-            }
+        let Some(flag) = FLAGS.iter().find(|flag| flag.name == name) else {
+            // Quoted with {:?} so that whatever the argument holds (a newline, say) stays on
+            // one line.
+            return Err(format!("unknown argument {arg:?} (try --help)"));
         };
-        match flag.as_str() {
-            "--addr" => config.addr = parse_addr(&value()?)?,
-            "--root" => config.root = Some(PathBuf::from(value()?)),
-            "--allowed-origin" => config.allowed_origins.push(value()?),
-            "--history" => config.history = number(&flag, &value()?)?,
-            "--max-message" => config.max_chat_message = positive(&flag, &value()?)?,
-            "--max-echo-message" => config.max_echo_message = positive(&flag, &value()?)?,
-            "--max-connections" => config.max_connections = positive(&flag, &value()?)?,
-            "--ping-interval" => config.ping_interval = seconds(&flag, &value()?)?,
-            "--queue-messages" => config.queue_messages = number(&flag, &value()?)?,
-            "--queue-bytes" => config.queue_bytes = positive(&flag, &value()?)?,
-            "--rate-limit" => config.rate_limit = number(&flag, &value()?)?,
-            "--head-timeout" => config.head_timeout = nonzero_seconds(&flag, &value()?)?,
-            "--write-timeout" => config.write_timeout = nonzero_seconds(&flag, &value()?)?,
-            "--keep-alive" => config.keep_alive_timeout = nonzero_seconds(&flag, &value()?)?,
-            // Quoted with {:?} so that whatever the argument holds (a newline, say) stays on one line.
-            _ => return Err(format!("unknown argument {arg:?} (try --help)")),
+        match flag.takes {
+            Takes::Nothing(set) => {
+                if inline.is_some() {
+                    return Err(format!("{name} takes no value"));
+                }
+                set(&mut config);
+            }
+            Takes::Value(_, set) => {
+                let value = match inline {
+                    Some(value) => value.to_string(),
+                    None => args.next().ok_or_else(|| format!("{name} needs a value"))?,
+                };
+                set(&mut config, &value).map_err(|why| format!("{name} {why}"))?;
+            }
         }
     }
     Ok(Command::Run(Box::new(config)))
 }
 
-fn parse_addr(value: &str) -> Result<String, String> {
-    // Resolution happens at bind time; here we only insist on the HOST:PORT shape so that a
-    // typo is reported as a usage error (exit 2) rather than as a bind failure.
-    match value.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
-            Ok(value.to_string())
-        }
-        _ => Err(format!("--addr expects HOST:PORT, got {value:?}")),
-    }
-}
-
-fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
-    value
-        .parse()
-        .map_err(|_| format!("{flag} expects a whole number, got {value:?}"))
-}
-
-fn positive(flag: &str, value: &str) -> Result<usize, String> {
-    match number::<usize>(flag, value)? {
-        0 => Err(format!("{flag} must be at least 1")),
-        n => Ok(n),
-    }
-}
-
-fn seconds(flag: &str, value: &str) -> Result<Duration, String> {
-    number::<u64>(flag, value).map(Duration::from_secs)
-}
-
-fn nonzero_seconds(flag: &str, value: &str) -> Result<Duration, String> {
-    positive(flag, value).map(|s| Duration::from_secs(s as u64))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+    use std::time::Duration;
 
     fn run(args: &[&str]) -> Result<Config, String> {
         match parse(args.iter().copied())? {
@@ -193,34 +180,110 @@ mod tests {
     }
 
     #[test]
+    fn every_flag_sets_its_field() {
+        let config = run(&[
+            "--root=/srv",
+            "--max-message=10",
+            "--max-echo-message=11",
+            "--max-connections=12",
+            "--ping-interval=0",
+            "--queue-messages=14",
+            "--queue-bytes=15",
+            "--rate-limit=16",
+            "--head-timeout=17",
+            "--write-timeout=18",
+            "--keep-alive=19",
+        ])
+        .unwrap();
+        assert_eq!(config.root, Some(PathBuf::from("/srv")));
+        assert_eq!(config.max_chat_message, 10);
+        assert_eq!(config.max_echo_message, 11);
+        assert_eq!(config.max_connections, 12);
+        assert_eq!(config.ping_interval, Duration::ZERO);
+        assert_eq!(config.queue_messages, 14);
+        assert_eq!(config.queue_bytes, 15);
+        assert_eq!(config.rate_limit, 16);
+        assert_eq!(config.head_timeout, Duration::from_secs(17));
+        assert_eq!(config.write_timeout, Duration::from_secs(18));
+        assert_eq!(config.keep_alive_timeout, Duration::from_secs(19));
+    }
+
+    #[test]
+    fn queue_messages_defaults_to_no_count_bound_and_takes_old_values() {
+        assert_eq!(run(&[]).unwrap().queue_messages, 0);
+        assert_eq!(run(&["--queue-messages", "0"]).unwrap().queue_messages, 0);
+        assert_eq!(
+            run(&["--queue-messages", "256"]).unwrap().queue_messages,
+            256
+        );
+        assert!(run(&["--queue-messages", "-1"]).is_err());
+    }
+
+    #[test]
     fn bad_flags_are_one_line_errors() {
-        for args in [
-            &["--bogus"][..],
-            &["--addr"],
-            &["--addr", "nonsense"],
-            &["--history", "-1"],
-            &["--max-message", "0"],
-            &["--trace-handshake=yes"],
-            &["--bogus\nsecond line"],
-            &["--history", "1\n2"],
+        for (args, expected) in [
+            (
+                &["--bogus"][..],
+                r#"unknown argument "--bogus" (try --help)"#,
+            ),
+            (&["--addr"], "--addr needs a value"),
+            (
+                &["--addr", "nonsense"],
+                r#"--addr expects HOST:PORT, got "nonsense""#,
+            ),
+            (
+                &["--history", "-1"],
+                r#"--history expects a whole number, got "-1""#,
+            ),
+            (&["--max-message", "0"], "--max-message must be at least 1"),
+            (
+                &["--trace-handshake=yes"],
+                "--trace-handshake takes no value",
+            ),
+            (
+                &["--bogus\nsecond line"],
+                r#"unknown argument "--bogus\nsecond line" (try --help)"#,
+            ),
+            (
+                &["--history", "1\n2"],
+                r#"--history expects a whole number, got "1\n2""#,
+            ),
         ] {
-            let err = run(args).unwrap_err();
-            assert!(!err.contains('\n'), "{err}");
+            assert_eq!(run(args).unwrap_err(), expected, "{args:?}");
         }
     }
 
     #[test]
-    fn help_names_every_flag_with_its_default() {
+    fn help_and_version_win_wherever_they_are() {
+        assert!(matches!(parse(["--history", "1", "-h"]), Ok(Command::Help)));
+        assert!(matches!(parse(["--help=x"]), Ok(Command::Help)));
+        assert!(matches!(parse(["-V", "--bogus"]), Ok(Command::Version)));
+    }
+
+    #[test]
+    fn help_lists_every_flag_once_with_its_default() {
         let text = help();
-        for flag in [
-            "--addr",
-            "--root",
-            "--history",
-            "--max-connections",
-            "--ping-interval",
-        ] {
-            assert!(text.contains(flag), "{flag} missing from help");
+        let defaults = Config::default();
+        for flag in FLAGS {
+            assert!(flag.name.starts_with("--"), "{}", flag.name);
+            assert!(
+                flag.usage().len() < USAGE_WIDTH,
+                "{} is too wide",
+                flag.usage()
+            );
+            let line = format!(
+                "    {:<USAGE_WIDTH$}{} [default: {}]\n",
+                flag.usage(),
+                flag.help,
+                (flag.default)(&defaults)
+            );
+            assert_eq!(text.matches(&line).count(), 1, "{line}");
+            let same_name = FLAGS.iter().filter(|f| f.name == flag.name).count();
+            assert_eq!(same_name, 1, "{} defined twice", flag.name);
         }
         assert!(text.contains("[default: 127.0.0.1:8080]"));
+        assert!(text.contains(
+            "--max-echo-message BYTES    largest /echo message [default: 16777216 (16 MiB)]"
+        ));
     }
 }

@@ -31,8 +31,9 @@ pub struct Config {
     /// Time between heartbeat pings; a peer that has not answered by the next ping is closed.
     /// Zero turns heartbeats off. Default 30 s (`--ping-interval`).
     pub ping_interval: Duration,
-    /// Most frames waiting to be written to one connection, on top of the byte bound; past it
-    /// the connection is closed with 1008. Default 0: no count bound, bytes decide
+    /// An optional bound on the messages waiting to be written to one connection; past it the
+    /// connection is closed with 1008. Default 0: no count bound, [`Config::queue_bytes`]
+    /// decides, so a member that reads is never closed for a burst of small messages
     /// (`--queue-messages`).
     pub queue_messages: usize,
     /// Most bytes waiting to be written to one connection; past it the connection is closed

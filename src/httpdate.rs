@@ -63,7 +63,8 @@ pub fn parse(text: &str) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+/// The proleptic-Gregorian (year, month 1-12, day 1-31) of a day counted from 1970-01-01.
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

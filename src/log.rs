@@ -1,30 +1,34 @@
 //! The server's log: one line per event on stderr.
 //!
-//! Everything the server reports goes through [`log`], so the format lives in one place. Each
-//! line is formatted first and then written with a single `write(2)`, which the kernel keeps
-//! whole against other threads' lines (for a pipe up to `PIPE_BUF`, 4 KiB; for a file under
-//! its inode lock). The write goes to a duplicate of descriptor 2 rather than through std's
-//! stderr lock, so a thread descheduled in the middle of its line never makes the others wait.
+//! Everything the server reports goes through [`log`], so the format lives in one place: the
+//! time in RFC 3339 UTC with milliseconds (`2026-12-02T02:16:13.329Z`), a space, the event.
+//! Each line is formatted first and then written with a single `write(2)`, which the kernel
+//! keeps whole against other threads' lines (for a pipe up to `PIPE_BUF`, 4 KiB; for a file
+//! under its inode lock).
 
-use std::fmt;
+use crate::httpdate::civil_from_days;
+use std::fmt::{self, Write as _};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Our own handle on stderr. `None` if the duplicate could not be had (no descriptor free at
-/// the first log line): std's locked stderr is used instead.
+/// Our own handle on stderr (a duplicate of descriptor 2), written without std's stderr lock,
+/// so a thread never waits for another thread's log line. `None` if the duplicate could not be
+/// had (no descriptor free at the first log line): std's locked stderr is used instead.
 static STDERR: OnceLock<Option<File>> = OnceLock::new();
 
-/// Writes one log line to stderr, prefixed with the time in seconds since the Unix epoch.
+/// Writes one log line to stderr, prefixed with the current time in RFC 3339 UTC.
 pub fn log(args: fmt::Arguments<'_>) {
     #[cfg(debug_assertions)]
     crate::sync::assert_io_allowed("a log line");
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let line = format!("{}.{:03} {}\n", now.as_secs(), now.subsec_millis(), args);
+    let mut line = String::with_capacity(128);
+    push_timestamp(&mut line, now);
+    let _ = writeln!(line, " {args}");
     #[cfg(any(test, feature = "test-support"))]
     if capture::is_on() {
         capture::record(line);
@@ -39,6 +43,22 @@ pub fn log(args: fmt::Arguments<'_>) {
         Some(mut file) => file.write_all(line.as_bytes()),
         None => io::stderr().lock().write_all(line.as_bytes()),
     };
+}
+
+/// Appends the instant `since_epoch` after 1970-01-01T00:00:00Z as RFC 3339 UTC with
+/// milliseconds, truncated: `2026-12-02T02:16:13.329Z`.
+fn push_timestamp(out: &mut String, since_epoch: Duration) {
+    let secs = since_epoch.as_secs();
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    let in_day = secs % 86_400;
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3600,
+        in_day / 60 % 60,
+        in_day % 60,
+        since_epoch.subsec_millis()
+    );
 }
 
 /// Formats and writes one log line, like `eprintln!` but through [`log`].
@@ -105,5 +125,45 @@ pub mod capture {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timestamp(secs: u64, millis: u64) -> String {
+        let mut out = String::new();
+        push_timestamp(
+            &mut out,
+            Duration::from_secs(secs) + Duration::from_millis(millis),
+        );
+        out
+    }
+
+    #[test]
+    fn known_instants() {
+        for (secs, millis, expected) in [
+            (0, 0, "1970-01-01T00:00:00.000Z"),
+            (0, 1, "1970-01-01T00:00:00.001Z"),
+            (94_694_399, 999, "1972-12-31T23:59:59.999Z"),
+            (951_782_400, 0, "2000-02-29T00:00:00.000Z"), // a century that is a leap year
+            (1_709_251_199, 500, "2024-02-29T23:59:59.500Z"),
+            (1_735_689_599, 999, "2024-12-31T23:59:59.999Z"),
+            (1_735_689_600, 0, "2025-01-01T00:00:00.000Z"),
+            (1_796_177_773, 329, "2026-12-02T02:16:13.329Z"),
+            (4_107_542_399, 0, "2100-02-28T23:59:59.000Z"), // 2100 is not a leap year
+            (4_107_542_400, 0, "2100-03-01T00:00:00.000Z"),
+            (253_402_300_799, 999, "9999-12-31T23:59:59.999Z"),
+        ] {
+            assert_eq!(timestamp(secs, millis), expected, "{secs}.{millis:03}");
+        }
+    }
+
+    #[test]
+    fn milliseconds_are_truncated_not_rounded() {
+        let mut out = String::new();
+        push_timestamp(&mut out, Duration::new(0, 999_999_999));
+        assert_eq!(out, "1970-01-01T00:00:00.999Z");
     }
 }

@@ -16,6 +16,7 @@
 
 use crate::http::{Body, Request, Response};
 use crate::httpdate;
+use content_type::content_type;
 use sha1::{Digest, Sha1};
 use std::borrow::Cow;
 use std::fs::{self, OpenOptions};
@@ -23,6 +24,8 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+mod content_type;
 
 /// The chat page built into the binary: (path under `www/`, bytes).
 const EMBEDDED: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/embedded_www.rs"));
@@ -154,30 +157,6 @@ fn encode_segment(segment: &str) -> String {
     out
 }
 
-/// The `Content-Type` for a file name: the types a small static site serves, no more.
-pub fn content_type(name: &str) -> &'static str {
-    let ext = name
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
-    match ext.as_str() {
-        "html" | "htm" => "text/html; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "json" | "map" => "application/json",
-        "txt" => "text/plain; charset=utf-8",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "ico" => "image/x-icon",
-        "wasm" => "application/wasm",
-        "woff2" => "font/woff2",
-        _ => "application/octet-stream",
-    }
-}
-
 /// One file ready to send.
 #[derive(Debug)]
 pub struct Asset {
@@ -294,10 +273,9 @@ fn contained(root: &Path, path: &Path) -> Option<PathBuf> {
 }
 
 /// Resolves `candidate` (the root joined with clean segments) to a path inside `root`, with its
-/// metadata (symlinks not followed). The common case, no symlink on the way, costs one `lstat`
-/// per segment and the candidate is its own canonical path; only when a segment is a symlink is
-/// the whole path canonicalized and checked by [`contained`] (canonicalize reads every component
-/// from `/` down, three times the system calls for a file in the root).
+/// metadata (symlinks not followed). With no symlink on the way the candidate is its own
+/// canonical path, found with one `lstat` per segment; when a segment is a symlink, the whole
+/// path is canonicalized and checked by [`contained`].
 fn resolve(root: &Path, candidate: PathBuf) -> Option<(PathBuf, fs::Metadata)> {
     let mut path = root.to_path_buf();
     let mut last = None;
@@ -460,12 +438,5 @@ mod tests {
         let t = parse_target("//evil.example").unwrap();
         assert_eq!(t.url(true), "/evil.example/");
         assert_eq!(parse_target("/a b").unwrap().url(false), "/a%20b");
-    }
-
-    #[test]
-    fn content_types() {
-        assert_eq!(content_type("index.html"), "text/html; charset=utf-8");
-        assert_eq!(content_type("x.WASM"), "application/wasm");
-        assert_eq!(content_type("noext"), "application/octet-stream");
     }
 }

@@ -94,6 +94,40 @@ fn a_taken_name_is_refused_and_the_user_may_try_again() {
 }
 
 #[test]
+fn names_may_be_emoji_joined_with_zero_width_joiners_but_not_hide_one() {
+    let server = TestServer::start();
+    let mut alice = server.join("alice");
+    let mut newcomer = server.ws("/chat");
+    for hidden in ["ali\u{200D}ce", "\u{200D}\u{1F469}", "bob\u{FE0F}"] {
+        say(&mut newcomer, hidden);
+        assert_eq!(
+            next_text(&mut newcomer),
+            r#"{"type":"name-refused","reason":"a name may not contain control or invisible characters"}"#,
+            "{hidden:?}"
+        );
+    }
+    let health_worker = "\u{1F469}\u{1F3FD}\u{200D}\u{2695}\u{FE0F}"; // 👩🏽‍⚕️
+    say(&mut newcomer, health_worker);
+    assert_eq!(
+        next_text(&mut newcomer),
+        format!(r#"{{"type":"welcome","name":"{health_worker}","members":["alice"]}}"#)
+    );
+    assert_eq!(
+        next_text(&mut alice),
+        format!(r#"{{"type":"join","name":"{health_worker}"}}"#)
+    );
+    let mut flag = server.ws("/chat");
+    say(&mut flag, "\u{1F3F3}\u{FE0F}\u{200D}\u{1F308}"); // 🏳️‍🌈
+    assert!(next_text(&mut flag).starts_with(r#"{"type":"welcome""#));
+    assert!(next_text(&mut alice).starts_with(r#"{"type":"join""#));
+    say(&mut newcomer, "hello");
+    assert_eq!(
+        next_text(&mut alice),
+        format!(r#"{{"type":"message","from":"{health_worker}","text":"hello"}}"#)
+    );
+}
+
+#[test]
 fn join_and_leave_notices() {
     let server = TestServer::start();
     let mut alice = server.join("alice");

@@ -50,31 +50,65 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
     child.wait().unwrap()
 }
 
-#[test]
-fn help_lists_every_flag_with_defaults() {
+/// The flag table of `--help`: (flag with its value name, default), in order.
+fn help_flags() -> Vec<(String, String)> {
     let out = wschat().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for flag in [
-        "--addr",
-        "--root",
-        "--allowed-origin",
-        "--trace-handshake",
-        "--history",
-        "--max-message",
-        "--max-echo-message",
-        "--max-connections",
-        "--ping-interval",
-        "--queue-messages",
-        "--queue-bytes",
-        "--rate-limit",
-        "--head-timeout",
-        "--write-timeout",
-        "--keep-alive",
-    ] {
-        assert!(text.contains(flag), "--help does not mention {flag}");
-    }
-    assert!(text.contains("[default: 127.0.0.1:8080]"));
+    let options = text.split("\nOPTIONS:\n").nth(1).expect("an OPTIONS list");
+    options
+        .lines()
+        .filter(|line| line.trim_start().starts_with("--"))
+        .map(|line| {
+            let (usage, rest) = line.trim_start().split_once("  ").expect("two columns");
+            let default = rest
+                .rsplit_once("[default: ")
+                .and_then(|(_, d)| d.strip_suffix(']'))
+                .unwrap_or_else(|| panic!("no default in {line:?}"));
+            (usage.to_string(), default.to_string())
+        })
+        .collect()
+}
+
+/// The `| flag | default | meaning |` table under README.md's "## Command line":
+/// (flag with its value name, default), in order, without the backticks.
+fn readme_flags() -> Vec<(String, String)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("\n## Command line\n")
+        .nth(1)
+        .expect("a Command line section");
+    let section = section.split("\n## ").next().unwrap();
+    let mut lines = section
+        .lines()
+        .skip_while(|line| line.trim() != "| flag | default | meaning |");
+    assert!(
+        lines.next().is_some(),
+        "no flag table under ## Command line"
+    );
+    assert!(lines.next().is_some_and(|line| line.starts_with("|---")));
+    let cell = |text: &str| text.replace('`', "").trim().to_string();
+    lines
+        .take_while(|line| line.starts_with('|'))
+        .map(|line| {
+            let cells: Vec<&str> = line.split('|').collect();
+            assert!(cells.len() >= 4, "{line:?}");
+            (cell(cells[1]), cell(cells[2]))
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_flag_table_matches_help() {
+    let help = help_flags();
+    assert!(help.len() >= 15, "{help:?}");
+    assert!(help.contains(&("--addr HOST:PORT".into(), "127.0.0.1:8080".into())));
+    assert_eq!(
+        readme_flags(),
+        help,
+        "README.md's flag table differs from --help"
+    );
 }
 
 #[test]
@@ -178,6 +212,27 @@ fn logs_name_peer_path_and_outcome_and_trace_shows_both_heads() {
         log.contains(&format!("{plain_local} GET /nothing 404")),
         "{log}"
     );
+    // Every line that is not a traced head's continuation starts with RFC 3339 UTC time.
+    let events: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains(&local.to_string()) || line.contains("shutting down"))
+        .collect();
+    assert!(events.len() >= 4, "{log}");
+    for line in events {
+        let (time, _) = line.split_once(' ').unwrap();
+        assert!(is_rfc3339_utc_millis(time), "{line:?}");
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, in this century.
+fn is_rfc3339_utc_millis(time: &str) -> bool {
+    let shape = "dddd-dd-ddTdd:dd:dd.dddZ";
+    time.len() == shape.len()
+        && time.starts_with("20")
+        && time
+            .chars()
+            .zip(shape.chars())
+            .all(|(c, s)| if s == 'd' { c.is_ascii_digit() } else { c == s })
 }
 
 #[test]

@@ -146,17 +146,52 @@ pub(super) fn chat_transcript(
 }
 
 /// An accepted name, checked against the rules without the library's own functions where
-/// that is easy: trimmed, 1 to 32 characters, no control or zero-width/bidi characters, and
-/// not equal ignoring case to anyone present.
+/// that is easy: trimmed, 1 to 32 characters, no control or zero-width/bidi characters (but
+/// a joiner inside an emoji sequence), and not equal ignoring case to anyone present.
 pub(super) fn check_accepted_name(name: &str, present: &[&str]) {
     assert_eq!(name, name.trim(), "untrimmed name {name:?}");
     let chars = name.chars().count();
     assert!((1..=32).contains(&chars), "name of {chars} characters");
     assert!(
         !name.chars().any(|c| c.is_control()
-            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}' | '\u{FEFF}')),
+            || matches!(
+                c,
+                '\u{200B}' | '\u{200C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'
+                    ..='\u{202E}' | '\u{2060}' | '\u{FEFF}'
+            )),
         "name with invisible characters {name:?}"
     );
+    // A zero-width joiner only between two symbols that are no ASCII, no letter or digit of
+    // an alphabet (below U+2000), no space and no joiner or selector themselves; the emoji
+    // presentation selector only after one (or in a keycap: `1`, U+FE0F, U+20E3).
+    let chars: Vec<char> = name.chars().collect();
+    let symbol = |c: Option<&char>| {
+        c.is_some_and(|&c| {
+            !(c.is_ascii()
+                || (c < '\u{2000}' && c.is_alphanumeric())
+                || c.is_whitespace()
+                || matches!(c, '\u{200D}' | '\u{FE0F}'))
+        })
+    };
+    for (i, c) in chars.iter().enumerate() {
+        let (before, after) = (
+            i.checked_sub(1).and_then(|j| chars.get(j)),
+            chars.get(i + 1),
+        );
+        match c {
+            '\u{200D}' => assert!(
+                (symbol(before) || before == Some(&'\u{FE0F}')) && symbol(after),
+                "joiner outside an emoji sequence in {name:?}"
+            ),
+            '\u{FE0F}' => assert!(
+                symbol(before)
+                    || (before.is_some_and(|c| c.is_ascii_digit() || matches!(c, '#' | '*'))
+                        && after == Some(&'\u{20E3}')),
+                "presentation selector outside an emoji in {name:?}"
+            ),
+            _ => {}
+        }
+    }
     for other in present {
         assert!(
             name.to_lowercase() != other.to_lowercase(),
@@ -346,7 +381,7 @@ pub fn check_chat_input(data: &[u8]) {
                         let reason = refused.reason();
                         outbox
                             .enqueue(
-                                frame::text(&Event::NameRefused { reason }.to_json()),
+                                frame::text(&Event::NameRefused { reason: &reason }.to_json()),
                                 When::Waiting,
                             )
                             .write();

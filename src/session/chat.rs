@@ -82,7 +82,7 @@ impl ChatMember {
                 }
                 Err(refused) => {
                     let event = Event::NameRefused {
-                        reason: refused.reason(),
+                        reason: &refused.reason(),
                     };
                     outbox
                         .enqueue(frame::text(&event.to_json()), When::Waiting)
