@@ -52,6 +52,9 @@ pub struct Config {
     /// Chat messages one member may send per 10 seconds before being closed with 1008.
     /// Default 100 (`--rate-limit`); zero turns the limit off.
     pub rate_limit: u32,
+    /// Most chat rooms; past it, a join to a new room is refused. Default 1,000
+    /// (`--max-rooms`).
+    pub max_rooms: usize,
     /// Stack size of each connection's thread. Only the pages touched cost memory (two for an
     /// idle connection); the rest is reserved address space. Default 256 KiB, ample for the
     /// read path. A thread that cannot be started gets its connection refused with 503.
@@ -77,6 +80,7 @@ impl Default for Config {
             keep_alive_timeout: Duration::from_secs(5),
             max_requests_per_connection: 1000,
             rate_limit: 100,
+            max_rooms: 1000,
             connection_stack: 256 * 1024,
         }
     }

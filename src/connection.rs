@@ -5,6 +5,7 @@ use crate::handshake;
 use crate::http::{self, HttpError, Request, Response};
 use crate::log;
 use crate::outbox::Outbox;
+use crate::rooms;
 use crate::server::Shared;
 use crate::session::{self, Endpoint, SessionConfig};
 use crate::static_files;
@@ -27,13 +28,18 @@ pub struct Connection<'a> {
     pub peer: SocketAddr,
 }
 
-/// Which WebSocket endpoint a path names, if any.
-fn websocket_endpoint(request: &Request) -> Option<Endpoint> {
-    match request.path() {
-        "/chat" => Some(Endpoint::Chat),
-        "/echo" => Some(Endpoint::Echo),
-        _ => None,
+/// Which WebSocket endpoint a path names, if any; a refusal for a path under `/chat/` that
+/// names no room.
+fn websocket_endpoint(request: &Request) -> Option<Result<Endpoint, Response>> {
+    let path = request.path();
+    if path == "/echo" {
+        return Some(Ok(Endpoint::Echo));
     }
+    let room = rooms::room_for_path(path)?;
+    Some(
+        room.map(Endpoint::Chat)
+            .map_err(|bad| Response::error(404, &bad.reason())),
+    )
 }
 
 impl Connection<'_> {
@@ -68,11 +74,12 @@ impl Connection<'_> {
                     }
                 };
             served += 1;
-            if let Some(endpoint) = websocket_endpoint(&request) {
-                return self.upgrade(request, buf, head_len, endpoint);
-            }
+            let mut reply = match websocket_endpoint(&request) {
+                Some(Ok(endpoint)) => return self.upgrade(request, buf, head_len, endpoint),
+                Some(Err(refusal)) => refusal,
+                None => self.static_reply(&request),
+            };
             buf.drain(..head_len);
-            let mut reply = self.static_reply(&request);
             let last = request.wants_close() || served >= config.max_requests_per_connection;
             if last && !reply.closes_connection() {
                 reply = reply.header("Connection", "close");
@@ -135,6 +142,7 @@ impl Connection<'_> {
             log!("{peer} upgrade reply:\n{}", reply.head().trim_end());
         }
         // Nor is the request: its header strings would stay allocated for the whole session.
+        let path = request.path().to_string();
         drop(request);
         if reply.write_to(self.stream, false).is_err() {
             return;
@@ -159,7 +167,7 @@ impl Connection<'_> {
         }
         let session_config = SessionConfig {
             max_message: match endpoint {
-                Endpoint::Chat => config.max_chat_message,
+                Endpoint::Chat(_) => config.max_chat_message,
                 Endpoint::Echo => config.max_echo_message,
             },
             rate_limit: config.rate_limit,
@@ -170,11 +178,10 @@ impl Connection<'_> {
             leftover,
             endpoint,
             &session_config,
-            &self.shared.room,
+            &self.shared.rooms,
         );
         log!(
-            "{peer} GET {} 101 closed {} ({}) after {:.1}s",
-            endpoint.path(),
+            "{peer} GET {path} 101 closed {} ({}) after {:.1}s",
             outcome.code,
             outcome.reason,
             started.elapsed().as_secs_f64()

@@ -7,7 +7,7 @@ use crate::frame::CloseCode;
 use crate::http::Response;
 use crate::log;
 use crate::outbox::{Outbox, QueueLimits, When, Writers};
-use crate::room::Room;
+use crate::rooms::Rooms;
 use crate::static_files::Site;
 use crate::sync::lock;
 use crate::transport::Transport;
@@ -40,8 +40,8 @@ pub struct Shared {
     pub config: Config,
     /// What static files are served from.
     pub site: Site,
-    /// The chat room.
-    pub room: Arc<Room>,
+    /// The chat rooms.
+    pub rooms: Arc<Rooms>,
     /// What every connection's outbox shares.
     pub writers: Arc<Writers>,
     /// Every connection being served, by id.
@@ -83,7 +83,7 @@ impl Server {
             messages: (config.queue_messages > 0).then_some(config.queue_messages),
         };
         let shared = Arc::new(Shared {
-            room: Room::new(config.history),
+            rooms: Arc::new(Rooms::new(config.max_rooms, config.history)),
             writers: Writers::new(limits, CLOSE_LINGER),
             site,
             config,

@@ -68,7 +68,7 @@ fn welcome_lists_who_is_there() {
     say(&mut bob, "  bob  ");
     assert_eq!(
         next_text(&mut bob),
-        r#"{"type":"welcome","name":"bob","members":["alice"]}"#
+        r#"{"type":"welcome","room":"lobby","name":"bob","members":["alice"]}"#
     );
 }
 
@@ -90,7 +90,9 @@ fn a_taken_name_is_refused_and_the_user_may_try_again() {
         assert!(next_text(&mut second).contains("name-refused"));
     }
     say(&mut second, "alice2");
-    assert!(next_text(&mut second).starts_with(r#"{"type":"welcome","name":"alice2""#));
+    assert!(
+        next_text(&mut second).starts_with(r#"{"type":"welcome","room":"lobby","name":"alice2""#)
+    );
 }
 
 #[test]
@@ -110,7 +112,9 @@ fn names_may_be_emoji_joined_with_zero_width_joiners_but_not_hide_one() {
     say(&mut newcomer, health_worker);
     assert_eq!(
         next_text(&mut newcomer),
-        format!(r#"{{"type":"welcome","name":"{health_worker}","members":["alice"]}}"#)
+        format!(
+            r#"{{"type":"welcome","room":"lobby","name":"{health_worker}","members":["alice"]}}"#
+        )
     );
     assert_eq!(
         next_text(&mut alice),

@@ -19,8 +19,10 @@ use super::memory_outbox::{memory_outbox, wait_idle};
 /// One chat event as a member should receive it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChatEvent {
-    /// `{"type":"welcome","name":..,"members":[..]}`
+    /// `{"type":"welcome","room":..,"name":..,"members":[..]}`
     Welcome {
+        /// The room joined.
+        room: String,
         /// The accepted name.
         name: String,
         /// The others present.
@@ -50,6 +52,25 @@ pub enum ChatEvent {
         /// Who.
         name: String,
     },
+    /// `{"type":"presence","joined":[..],"left":[..]}`: joins and leaves merged.
+    Presence {
+        /// Who joined.
+        joined: Vec<String>,
+        /// Who left.
+        left: Vec<String>,
+    },
+    /// `{"type":"members","members":[..]}`: everyone present.
+    Members {
+        /// Everyone.
+        members: Vec<String>,
+    },
+    /// `{"type":"not-sent","text":..,"reason":..}`
+    NotSent {
+        /// The message refused.
+        text: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Decodes one text frame the chat server sent: exactly one JSON object, no duplicate keys,
@@ -70,22 +91,45 @@ pub fn decode_chat_frame(text: &str) -> Result<ChatEvent, String> {
             Err(format!("{kind}: keys {keys:?}, expected {expected:?}"))
         }
     };
+    let names = |key: &str| -> Result<Vec<String>, String> {
+        let Some(Json::Array(items)) = json.get(key) else {
+            return Err(format!("{kind}: {key} is not an array"));
+        };
+        items
+            .iter()
+            .map(|m| match m {
+                Json::String(s) => Ok(s.clone()),
+                _ => Err(format!("{kind}: an item of {key} is not a string")),
+            })
+            .collect()
+    };
     match kind {
         "welcome" => {
-            expect_keys(&["type", "name", "members"])?;
-            let Some(Json::Array(items)) = json.get("members") else {
-                return Err("welcome: members is not an array".into());
-            };
-            let members = items
-                .iter()
-                .map(|m| match m {
-                    Json::String(s) => Ok(s.clone()),
-                    _ => Err("welcome: a member is not a string".to_string()),
-                })
-                .collect::<Result<_, _>>()?;
+            expect_keys(&["type", "room", "name", "members"])?;
             Ok(ChatEvent::Welcome {
+                room: string("room")?,
                 name: string("name")?,
-                members,
+                members: names("members")?,
+            })
+        }
+        "presence" => {
+            expect_keys(&["type", "joined", "left"])?;
+            Ok(ChatEvent::Presence {
+                joined: names("joined")?,
+                left: names("left")?,
+            })
+        }
+        "members" => {
+            expect_keys(&["type", "members"])?;
+            Ok(ChatEvent::Members {
+                members: names("members")?,
+            })
+        }
+        "not-sent" => {
+            expect_keys(&["type", "text", "reason"])?;
+            Ok(ChatEvent::NotSent {
+                text: string("text")?,
+                reason: string("reason")?,
             })
         }
         "name-refused" => {
@@ -299,7 +343,7 @@ fn leave(slots: &mut [Slot], present: &mut Vec<(usize, String)>, who: usize) -> 
 /// with the others present, the backlog, joins and leaves of names that really joined and
 /// left, and messages whose `from` is the member who said them.
 pub fn check_chat_input(data: &[u8]) {
-    let room = Room::new(CHAT_HISTORY);
+    let room = Room::new("lobby", CHAT_HISTORY);
     let mut slots: Vec<Slot> = (0..4).map(|_| Slot::new()).collect();
     let mut retired: Vec<Slot> = Vec::new();
     // Present members, in joining order: (slot, name).
@@ -360,6 +404,7 @@ pub fn check_chat_input(data: &[u8]) {
                         check_accepted_name(&name, &others);
                         let others: Vec<String> = others.iter().map(|s| s.to_string()).collect();
                         slots[who].expected.push(ChatEvent::Welcome {
+                            room: "lobby".into(),
                             name: name.clone(),
                             members: others,
                         });

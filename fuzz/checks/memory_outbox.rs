@@ -8,11 +8,14 @@ use std::time::{Duration, Instant};
 use wschat::outbox::{Outbox, QueueLimits, Writers};
 use wschat::transport::{MemoryTransport, Transport};
 
-/// One set of writers per process and limits, as in the server (each owns its threads).
+/// One set of writers per limits and calling thread, as in a server (each owns its threads).
+/// Per thread, so that checks running at once (the seed replay's tests) do not see each
+/// other's broadcasts: a check's writes then happen as they would in one server.
 fn writers(limits: QueueLimits) -> Arc<Writers> {
-    type Known = Mutex<Vec<((usize, Option<usize>), Arc<Writers>)>>;
+    type Key = (usize, Option<usize>, std::thread::ThreadId);
+    type Known = Mutex<Vec<(Key, Arc<Writers>)>>;
     static KNOWN: OnceLock<Known> = OnceLock::new();
-    let key = (limits.bytes, limits.messages);
+    let key = (limits.bytes, limits.messages, std::thread::current().id());
     let mut known = KNOWN
         .get_or_init(Known::default)
         .lock()

@@ -265,7 +265,12 @@ fn check_server_session(
         for (i, event) in events.iter().enumerate() {
             match event {
                 ChatEvent::NameRefused { reason } => assert!(!reason.is_empty()),
-                ChatEvent::Welcome { name, members } if i + 1 == events.len() => {
+                ChatEvent::Welcome {
+                    room,
+                    name,
+                    members,
+                } if i + 1 == events.len() => {
+                    assert_eq!(room, "lobby", "welcome room");
                     // The server is shared by every input, and a previous input's member leaves
                     // when the server has finished with its connection, which may be a moment
                     // after that client saw the connection end (a reset, say). So others may

@@ -1,7 +1,8 @@
 //! The `session` target: the bytes after a valid upgrade, through `session::run`.
 
+use std::sync::Arc;
 use wschat::outbox::{QueueLimits, When};
-use wschat::room::Room;
+use wschat::rooms::Rooms;
 use wschat::session::{self, Endpoint, SessionConfig};
 
 use super::chat::{chat_transcript, check_accepted_name, ChatEvent};
@@ -18,8 +19,11 @@ const ROOMY: QueueLimits = QueueLimits {
     bytes: 1 << 26,
 };
 
+/// The room the chat sessions join.
+const ROOM: &str = "lobby";
+
 /// The limits of a session run, chosen by the first input byte.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SessionSetup {
     /// Which endpoint.
     pub endpoint: Endpoint,
@@ -39,14 +43,13 @@ impl SessionSetup {
     /// 7: how many stream bytes arrive as leftover.
     pub fn from_byte(selector: u8) -> Self {
         let endpoint = if selector & 1 == 1 {
-            Endpoint::Chat
+            Endpoint::Chat(ROOM.into())
         } else {
             Endpoint::Echo
         };
         SessionSetup {
-            endpoint,
-            max_message: match (endpoint, selector & 2 != 0) {
-                (Endpoint::Chat, _) => 4096,
+            max_message: match (&endpoint, selector & 2 != 0) {
+                (Endpoint::Chat(_), _) => 4096,
                 (Endpoint::Echo, false) => 64 * 1024,
                 (Endpoint::Echo, true) => 1024,
             },
@@ -60,6 +63,7 @@ impl SessionSetup {
                 ROOMY
             },
             leftover: usize::from(selector >> 4) * 7,
+            endpoint,
         }
     }
 
@@ -83,7 +87,8 @@ pub fn check_session(data: &[u8]) {
     let split = setup.leftover.min(stream.len());
     let (leftover, rest) = stream.split_at(split);
 
-    let room = Room::new(50);
+    let rooms = Arc::new(Rooms::new(1, 50));
+    let room = rooms.get_or_create(ROOM).expect("the one room");
     let (bob_outbox, bob_transport) = memory_outbox(Vec::new(), ROOMY);
     let (bob, joined) = room
         .join("bob", &bob_outbox)
@@ -96,7 +101,13 @@ pub fn check_session(data: &[u8]) {
         max_message: setup.max_message,
         rate_limit: setup.rate_limit,
     };
-    let outcome = session::run(&outbox, leftover.to_vec(), setup.endpoint, &config, &room);
+    let outcome = session::run(
+        &outbox,
+        leftover.to_vec(),
+        setup.endpoint.clone(),
+        &config,
+        &rooms,
+    );
     wait_idle(&outbox);
     assert_eq!(room.members(), ["bob"], "the session left the room");
     drop(bob);
@@ -107,7 +118,7 @@ pub fn check_session(data: &[u8]) {
         .unwrap_or_else(|e| panic!("invalid server output ({e}): {}", hex(&output)));
     let limit = match setup.endpoint {
         Endpoint::Echo => 2 * stream.len() + 512,
-        Endpoint::Chat => 16 * stream.len() + 1024,
+        Endpoint::Chat(_) => 16 * stream.len() + 1024,
     };
     assert!(
         output.len() <= limit,
@@ -128,7 +139,9 @@ pub fn check_session(data: &[u8]) {
 
     match setup.endpoint {
         Endpoint::Echo => check_echoed(stream, setup.max_message, &messages, true),
-        Endpoint::Chat => check_chat_session(&output, &bob_transport.output(), setup.tight_queue()),
+        Endpoint::Chat(_) => {
+            check_chat_session(&output, &bob_transport.output(), setup.tight_queue())
+        }
     }
 }
 
@@ -142,6 +155,7 @@ fn check_chat_session(output: &[u8], bob_output: &[u8], tight: bool) {
     // Bob hears exactly: his welcome, then possibly the newcomer's join under some name X,
     // messages from X and nobody else, and X's leave.
     let bob_welcome = ChatEvent::Welcome {
+        room: ROOM.into(),
         name: "bob".into(),
         members: vec![],
     };
@@ -182,7 +196,12 @@ fn check_chat_session(output: &[u8], bob_output: &[u8], tight: bool) {
     }
     match welcome_at {
         Some(at) => {
-            let ChatEvent::Welcome { name, members } = &events[at] else {
+            let ChatEvent::Welcome {
+                room,
+                name,
+                members,
+            } = &events[at]
+            else {
                 unreachable!()
             };
             assert_eq!(
@@ -191,6 +210,7 @@ fn check_chat_session(output: &[u8], bob_output: &[u8], tight: bool) {
                 "welcomed as {name:?}, bob heard"
             );
             assert_eq!(members, &["bob"], "welcome members");
+            assert_eq!(room, ROOM, "welcome room");
             let backlog = [ChatEvent::Message {
                 from: "bob".into(),
                 text: BOB_SAYS.into(),

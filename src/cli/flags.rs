@@ -92,6 +92,12 @@ pub const FLAGS: &[Flag] = &[
         default: |d| d.rate_limit.to_string(),
     },
     Flag {
+        name: "--max-rooms",
+        takes: Takes::Value("N", |c, v| store(&mut c.max_rooms, positive(v))),
+        help: "chat rooms at most; past it, joining a new room is refused",
+        default: |d| d.max_rooms.to_string(),
+    },
+    Flag {
         name: "--head-timeout",
         takes: Takes::Value("SECS", |c, v| {
             store(&mut c.head_timeout, nonzero_seconds(v))

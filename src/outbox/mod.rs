@@ -28,6 +28,7 @@
 //! answer the peer's late bytes with a reset, which destroys the close frame in its buffer.
 
 use crate::frame::{self, CloseCode};
+use crate::presence::PresenceMark;
 use crate::sync::lock;
 use crate::timer::Timer;
 use crate::transport::Transport;
@@ -42,6 +43,42 @@ use tungstenite::Bytes;
 mod turn;
 
 pub use turn::Deliveries;
+
+/// What a waiting presence mark counts for against the byte bound: about a join notice. The
+/// frame it becomes can be longer, but it is made only when written.
+const PRESENCE_COST: usize = 64;
+
+/// What waits in a queue.
+#[derive(Debug)]
+enum Item {
+    /// An encoded frame.
+    Frame(Bytes),
+    /// Joins and leaves, made into a frame when written so that later ones can merge into it.
+    Presence(PresenceMark),
+}
+
+impl Item {
+    fn cost(&self) -> usize {
+        match self {
+            Item::Frame(frame) => frame.len(),
+            Item::Presence(_) => PRESENCE_COST,
+        }
+    }
+
+    /// The frame to write; `None` for presence that adds up to nothing.
+    fn into_frame(self) -> Option<Bytes> {
+        match self {
+            Item::Frame(frame) => Some(frame),
+            Item::Presence(mark) => mark.render(),
+        }
+    }
+}
+
+/// Frames taken from the queue to be written, and what they counted for in it.
+struct Batch {
+    frames: Vec<Bytes>,
+    cost: usize,
+}
 
 /// How much may wait in one connection's queue for frames from others.
 #[derive(Debug, Clone, Copy)]
@@ -113,8 +150,9 @@ enum Phase {
 #[derive(Debug)]
 struct State {
     phase: Phase,
-    queue: VecDeque<Bytes>,
-    /// Bytes in `queue` plus those of a batch taken out and not yet written.
+    queue: VecDeque<Item>,
+    /// What the items in `queue` count for (see [`Item::cost`]), plus a batch taken out and
+    /// not yet written.
     bytes: usize,
     /// A thread holds the turn to write: nobody else may.
     writing: bool,
@@ -207,6 +245,28 @@ impl Outbox {
     /// instead. The connection's own frames ([`When::Waiting`]) are bounded by their writer
     /// waiting, and are taken until our close frame is queued.
     pub fn enqueue(self: &Arc<Self>, frame: Bytes, when: When) -> Queued {
+        self.enqueue_item(Item::Frame(frame), when)
+    }
+
+    /// Queues joins and leaves from others like [`Outbox::enqueue`]. When the last item waiting
+    /// is a mark that this one continues, the two merge: the member gets one notice for both,
+    /// and the queue grows by nothing.
+    pub fn enqueue_presence(self: &Arc<Self>, mark: PresenceMark, when: When) -> Queued {
+        {
+            let mut st = lock(&self.state);
+            if st.phase == Phase::Open {
+                if let Some(Item::Presence(last)) = st.queue.back_mut() {
+                    if last.absorb(&mark) {
+                        // Something waits, so someone holds the turn to write it.
+                        return Queued::refused(when);
+                    }
+                }
+            }
+        }
+        self.enqueue_item(Item::Presence(mark), when)
+    }
+
+    fn enqueue_item(self: &Arc<Self>, item: Item, when: When) -> Queued {
         let mut st = lock(&self.state);
         let accepts = match st.phase {
             Phase::Open => true,
@@ -216,13 +276,13 @@ impl Outbox {
         if !accepts {
             return Queued::refused(when);
         }
-        if when != When::Waiting && self.over_limits(&st, frame.len()) {
+        if when != When::Waiting && self.over_limits(&st, item.cost()) {
             let overflow = Overflow {
                 frames: st.queue.len(),
                 bytes: st.bytes,
             };
-            // The frames waiting are dropped; a batch being written completes, so the close
-            // frame still lands on a frame boundary.
+            // What waits is dropped; a batch being written completes, so the close frame
+            // still lands on a frame boundary.
             st.queue.clear();
             st.bytes = 0;
             let close = frame::close(
@@ -233,12 +293,12 @@ impl Outbox {
             queued.overflow = Some(overflow);
             return queued;
         }
-        self.push_frame(st, frame, when)
+        self.push_item(st, item, when)
     }
 
-    fn over_limits(&self, st: &State, len: usize) -> bool {
+    fn over_limits(&self, st: &State, cost: usize) -> bool {
         let limits = self.writers.limits;
-        st.bytes + len > limits.bytes || limits.messages.is_some_and(|n| st.queue.len() >= n)
+        st.bytes + cost > limits.bytes || limits.messages.is_some_and(|n| st.queue.len() >= n)
     }
 
     /// Queues our close frame, unless one is queued or the connection is past sending one.
@@ -260,17 +320,17 @@ impl Outbox {
         when: When,
     ) -> Queued {
         st.phase = Phase::Closing(code);
-        self.push_frame(st, close, when)
+        self.push_item(st, Item::Frame(close), when)
     }
 
-    fn push_frame(
+    fn push_item(
         self: &Arc<Self>,
         mut st: MutexGuard<'_, State>,
-        frame: Bytes,
+        item: Item,
         when: When,
     ) -> Queued {
-        st.bytes += frame.len();
-        st.queue.push_back(frame);
+        st.bytes += item.cost();
+        st.queue.push_back(item);
         let turn = !st.writing;
         st.writing = true;
         Queued {
@@ -342,15 +402,20 @@ impl Outbox {
         true
     }
 
-    /// Takes every queued frame after a batch of `written` bytes went out; when there are
-    /// none, ends the caller's turn and says what to do with the socket. Only the turn holder
-    /// calls this.
-    fn take_queue(self: &Arc<Self>, written: usize) -> Result<Vec<Bytes>, Release> {
+    /// Takes everything queued, after the previous batch (which counted `done`) went out, and
+    /// makes it frames; when nothing is queued, ends the caller's turn and says what to do
+    /// with the socket. Only the turn holder calls this.
+    fn take_queue(self: &Arc<Self>, done: usize) -> Result<Batch, Release> {
         let mut st = lock(&self.state);
-        st.bytes = st.bytes.saturating_sub(written);
+        st.bytes = st.bytes.saturating_sub(done);
         let dead = matches!(st.phase, Phase::Dead(_));
         if !dead && !st.queue.is_empty() {
-            return Ok(st.queue.drain(..).collect());
+            let items: Vec<Item> = st.queue.drain(..).collect();
+            drop(st);
+            // Made outside the lock: a merged notice can list many names.
+            let cost = items.iter().map(Item::cost).sum();
+            let frames = items.into_iter().filter_map(Item::into_frame).collect();
+            return Ok(Batch { frames, cost });
         }
         st.writing = false;
         st.emptied += 1;

@@ -1,6 +1,6 @@
 //! Writing a queue: what the holder of the turn does, as [`When`] asks.
 
-use super::{Outbox, Overflow, Phase, Queued, When};
+use super::{Batch, Item, Outbox, Overflow, Phase, Queued, When};
 use crate::log;
 use crate::sync::lock;
 use std::io;
@@ -14,21 +14,21 @@ impl Outbox {
     /// filled up: the unwritten rest is back at the front of the queue and the turn is still
     /// the caller's, to hand to a thread that can wait.
     fn write_without_waiting(self: &Arc<Self>) -> bool {
-        let mut written = 0;
+        let mut done = 0;
         loop {
-            let frames = match self.take_queue(written) {
-                Ok(frames) => frames,
+            let batch = match self.take_queue(done) {
+                Ok(batch) => batch,
                 Err(release) => {
                     self.release(release);
                     return true;
                 }
             };
-            written = 0;
-            for (i, frame) in frames.iter().enumerate() {
+            done = batch.cost;
+            for (i, frame) in batch.frames.iter().enumerate() {
                 match send_until_blocked(frame, |buf| self.stream.try_write(buf)) {
-                    Ok(n) if n == frame.len() => written += n,
+                    Ok(n) if n == frame.len() => {}
                     Ok(n) => {
-                        self.put_back(written + n, frame.slice(n..), &frames[i + 1..]);
+                        self.put_back(batch.cost, frame.slice(n..), &batch.frames[i + 1..]);
                         return false;
                     }
                     Err(e) => {
@@ -41,15 +41,16 @@ impl Outbox {
     }
 
     /// Puts what a full socket did not take back in front of anything newer, unless the
-    /// connection died meanwhile.
-    fn put_back(&self, written: usize, partial: Bytes, rest: &[Bytes]) {
+    /// connection died meanwhile. `cost` is what the whole batch counted for.
+    fn put_back(&self, cost: usize, partial: Bytes, rest: &[Bytes]) {
         let mut st = lock(&self.state);
-        st.bytes = st.bytes.saturating_sub(written);
+        st.bytes = st.bytes.saturating_sub(cost);
         if matches!(st.phase, Phase::Dead(_)) {
             return;
         }
         for frame in rest.iter().rev().chain([&partial]) {
-            st.queue.push_front(frame.clone());
+            st.bytes += frame.len();
+            st.queue.push_front(Item::Frame(frame.clone()));
         }
     }
 
@@ -57,13 +58,13 @@ impl Outbox {
     /// allows. Only the turn holder calls this.
     fn drain(self: &Arc<Self>) {
         let mut batch: Vec<u8> = Vec::new();
-        let mut written = 0;
+        let mut done = 0;
         loop {
-            let frames = match self.take_queue(written) {
-                Ok(frames) => frames,
+            let Batch { frames, cost } = match self.take_queue(done) {
+                Ok(batch) => batch,
                 Err(release) => return self.release(release),
             };
-            written = frames.iter().map(Bytes::len).sum();
+            done = cost;
             // Small frames are gathered into one write (one system call, fewer TCP segments);
             // large ones are written straight from their shared buffer.
             let mut result = Ok(());

@@ -4,7 +4,8 @@
 use crate::chat_protocol::Event;
 use crate::frame::{self, CloseCode};
 use crate::outbox::{Outbox, When};
-use crate::room::{Membership, Room};
+use crate::room::Membership;
+use crate::rooms::Rooms;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,7 +18,7 @@ pub enum Next {
     /// Read the next one.
     Continue,
     /// Close with this code and reason.
-    Close(CloseCode, &'static str),
+    Close(CloseCode, String),
 }
 
 /// A token bucket: `limit` messages per [`RATE_WINDOW_SECS`], refilled continuously.
@@ -54,17 +55,19 @@ impl RateLimiter {
 
 /// One connection's part in the chat. Dropping it leaves the room.
 pub struct ChatMember {
-    room: Arc<Room>,
+    rooms: Arc<Rooms>,
+    room: String,
     membership: Option<Membership>,
     limiter: Option<RateLimiter>,
 }
 
 impl ChatMember {
-    /// A connection that has not chosen its name yet; `rate_limit` messages per
-    /// [`RATE_WINDOW_SECS`] (0: no limit).
-    pub fn new(room: &Arc<Room>, rate_limit: u32) -> Self {
+    /// A connection to room `room` that has not chosen its name yet; `rate_limit` messages
+    /// per [`RATE_WINDOW_SECS`] (0: no limit).
+    pub fn new(rooms: &Arc<Rooms>, room: String, rate_limit: u32) -> Self {
         ChatMember {
-            room: Arc::clone(room),
+            rooms: Arc::clone(rooms),
+            room,
             membership: None,
             limiter: RateLimiter::new(rate_limit),
         }
@@ -75,7 +78,13 @@ impl ChatMember {
     /// messages are waiting to be read.
     pub fn on_text(&mut self, text: &str, outbox: &Arc<Outbox>, when: When) -> Next {
         let Some(member) = &self.membership else {
-            match self.room.join(text, outbox) {
+            // The room is made by its first join, so a connection that never names itself
+            // makes none.
+            let room = match self.rooms.get_or_create(&self.room) {
+                Ok(room) => room,
+                Err(full) => return Next::Close(CloseCode::Policy, full.reason()),
+            };
+            match room.join(text, outbox) {
                 Ok((membership, deliveries)) => {
                     self.membership = Some(membership);
                     deliveries.write();
@@ -93,7 +102,7 @@ impl ChatMember {
         };
         if let Some(limiter) = &mut self.limiter {
             if !limiter.allow() {
-                return Next::Close(CloseCode::Policy, "sending too fast");
+                return Next::Close(CloseCode::Policy, "sending too fast".into());
             }
         }
         if !text.trim().is_empty() {

@@ -16,7 +16,7 @@ mod io;
 
 use crate::frame::CloseCode;
 use crate::outbox::{Outbox, When};
-use crate::room::Room;
+use crate::rooms::Rooms;
 use chat::{ChatMember, Next};
 use io::{SessionIo, TUNGSTENITE_READ_BUFFER};
 use std::sync::Arc;
@@ -30,22 +30,12 @@ pub use chat::RATE_WINDOW_SECS;
 const LINGER_BYTES: usize = 64 << 20;
 
 /// The WebSocket endpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     /// `/echo`: every message comes back unchanged.
     Echo,
-    /// `/chat`: the chat room.
-    Chat,
-}
-
-impl Endpoint {
-    /// The path it is served at.
-    pub fn path(self) -> &'static str {
-        match self {
-            Endpoint::Echo => "/echo",
-            Endpoint::Chat => "/chat",
-        }
-    }
+    /// `/chat` or `/chat/NAME`: the chat room of this name.
+    Chat(String),
 }
 
 /// Settings a session needs.
@@ -83,7 +73,7 @@ pub fn run(
     leftover: Vec<u8>,
     endpoint: Endpoint,
     config: &SessionConfig,
-    room: &Arc<Room>,
+    rooms: &Arc<Rooms>,
 ) -> Outcome {
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(TUNGSTENITE_READ_BUFFER)
@@ -93,7 +83,10 @@ pub fn run(
         .max_frame_size(Some(config.max_message));
     let mut ctx = WebSocketContext::from_partially_read(leftover, Role::Server, Some(ws_config));
     let mut io = SessionIo::new(outbox);
-    let mut chat = (endpoint == Endpoint::Chat).then(|| ChatMember::new(room, config.rate_limit));
+    let mut chat = match endpoint {
+        Endpoint::Chat(room) => Some(ChatMember::new(rooms, room, config.rate_limit)),
+        Endpoint::Echo => None,
+    };
 
     let end = loop {
         let message = match ctx.read(&mut io) {
@@ -111,7 +104,7 @@ pub fn run(
             }
             (Message::Binary(_), Some(_)) => Next::Close(
                 CloseCode::Unsupported,
-                "the chat accepts text messages only",
+                "the chat accepts text messages only".into(),
             ),
             (message @ (Message::Text(_) | Message::Binary(_)), None) => match ctx
                 .write(&mut io, message)
@@ -128,7 +121,7 @@ pub fn run(
             (Message::Ping(_) | Message::Pong(_) | Message::Frame(_), _) => Next::Continue,
         };
         if let Next::Close(code, reason) = next {
-            break End::Close(code, reason.to_string());
+            break End::Close(code, reason);
         }
         // Stop as soon as another thread queued a close (queue overflow, shutdown): messages
         // tungstenite had already buffered are not acted on, and the log names the code the

@@ -1,0 +1,172 @@
+use super::*;
+use crate::outbox::{QueueLimits, Writers};
+use crate::transport::MemoryTransport;
+use std::time::Duration;
+
+fn writers(bytes: usize) -> Arc<Writers> {
+    let limits = QueueLimits {
+        bytes,
+        messages: None,
+    };
+    Writers::new(limits, Duration::from_secs(2))
+}
+
+fn outbox(writers: &Arc<Writers>) -> (Arc<Outbox>, Arc<MemoryTransport>) {
+    let transport = Arc::new(MemoryTransport::new(Vec::new()));
+    let outbox = Outbox::new(
+        transport.clone(),
+        "127.0.0.1:1".parse().unwrap(),
+        Arc::clone(writers),
+    );
+    (Arc::new(outbox), transport)
+}
+
+fn join(room: &Arc<Room>, name: &str, outbox: &Arc<Outbox>) -> Membership {
+    let (membership, deliveries) = room.join(name, outbox).expect("name accepted");
+    deliveries.write();
+    membership
+}
+
+/// The text frames in `output`, as strings (server frames: unmasked, short or 16-bit length).
+fn texts(output: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = output;
+    while let [first, len, tail @ ..] = rest {
+        let (len, tail) = match len {
+            126 => (
+                usize::from(u16::from_be_bytes([tail[0], tail[1]])),
+                &tail[2..],
+            ),
+            n => (usize::from(*n), tail),
+        };
+        if first & 0x0F == 1 {
+            out.push(String::from_utf8(tail[..len].to_vec()).unwrap());
+        }
+        rest = &tail[len..];
+    }
+    out
+}
+
+#[test]
+fn a_member_whose_thread_panics_leaves_and_the_room_goes_on() {
+    let writers = writers(1 << 20);
+    let room = Room::new("lobby", 10);
+    let thread_room = Arc::clone(&room);
+    let (thread_outbox, _) = outbox(&writers);
+    let result = std::thread::spawn(move || {
+        let member = join(&thread_room, "doomed", &thread_outbox);
+        member.say("last words", When::Now).write();
+        panic!("a bug in one connection");
+    })
+    .join();
+    assert!(result.is_err());
+    assert!(
+        room.members().is_empty(),
+        "the panicking member was not removed"
+    );
+    let (alice_outbox, _) = outbox(&writers);
+    let alice = join(&room, "doomed", &alice_outbox);
+    alice.say("hello", When::Now).write();
+    assert_eq!(room.members(), ["doomed"]);
+}
+
+/// The memory transport panics when written or shut down while the room lock is held
+/// (see `sync::assert_io_allowed`), so this runs every path that queues under the lock,
+/// including an overflow that closes a member, with the writes that follow it.
+#[test]
+fn nothing_is_written_or_shut_down_under_the_room_lock() {
+    let writers = writers(200);
+    let room = Room::new("lobby", 3);
+    let (a, a_out) = outbox(&writers);
+    let (b, b_out) = outbox(&writers);
+    let alice = join(&room, "alice", &a);
+    let bob = join(&room, "bob", &b);
+    bob.say("hello", When::Now).write();
+    // Over bob's 200-byte bound: queued under the lock as a 1008 close, written after. Bob
+    // leaves at once, and alice hears it.
+    alice.say(&"x".repeat(300), When::Now).write();
+    assert_eq!(room.members(), ["alice"]);
+    drop(bob);
+    drop(alice);
+    assert!(room.members().is_empty());
+    let close = frame::close(
+        frame::CloseCode::Policy,
+        "outgoing queue full: you are not reading fast enough",
+    );
+    assert!(
+        b_out.output().ends_with(&close),
+        "bob was not closed with 1008"
+    );
+    let alice_got = texts(&a_out.output());
+    assert_eq!(
+        alice_got[1..],
+        [
+            r#"{"type":"join","name":"bob"}"#,
+            r#"{"type":"message","from":"bob","text":"hello"}"#,
+            r#"{"type":"leave","name":"bob"}"#,
+        ]
+    );
+}
+
+#[test]
+fn a_member_that_keeps_up_sees_each_join_and_leave() {
+    let writers = writers(1 << 20);
+    let room = Room::new("lobby", 0);
+    let (a, a_out) = outbox(&writers);
+    let _alice = join(&room, "alice", &a);
+    for name in ["bob", "carol"] {
+        let (o, _) = outbox(&writers);
+        drop(join(&room, name, &o));
+    }
+    assert_eq!(
+        texts(&a_out.output()),
+        [
+            r#"{"type":"welcome","room":"lobby","name":"alice","members":[]}"#,
+            r#"{"type":"join","name":"bob"}"#,
+            r#"{"type":"leave","name":"bob"}"#,
+            r#"{"type":"join","name":"carol"}"#,
+            r#"{"type":"leave","name":"carol"}"#,
+        ]
+    );
+}
+
+#[test]
+fn a_member_that_fell_behind_gets_the_joins_and_leaves_merged() {
+    let writers = writers(1 << 20);
+    let room = Room::new("lobby", 0);
+    let (a, a_out) = outbox(&writers);
+    let alice = join(&room, "alice", &a);
+    // Bob's message to alice waits unwritten: alice is behind.
+    let (b, _) = outbox(&writers);
+    let bob = join(&room, "bob", &b);
+    let held = bob.say("are you there?", When::Later);
+    let mut others = Vec::new();
+    for i in 0..100 {
+        let (o, _) = outbox(&writers);
+        others.push(join(&room, &format!("m{i}"), &o));
+    }
+    others.truncate(98); // m98 and m99 leave again
+    drop(bob);
+    held.write();
+    // The pool writes it; the leaves below must not merge into the same notice.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !a.is_idle() {
+        assert!(std::time::Instant::now() < deadline, "never written");
+        std::thread::yield_now();
+    }
+    drop(others);
+    drop(alice);
+    let got = texts(&a_out.output());
+    let joined: Vec<String> = (0..98).map(|i| format!("\"m{i}\"")).collect();
+    assert_eq!(
+        got[1..4],
+        [
+            r#"{"type":"join","name":"bob"}"#.to_string(),
+            r#"{"type":"message","from":"bob","text":"are you there?"}"#.to_string(),
+            format!(
+                r#"{{"type":"presence","joined":[{}],"left":["bob"]}}"#,
+                joined.join(",")
+            ),
+        ]
+    );
+}
