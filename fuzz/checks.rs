@@ -259,6 +259,7 @@ struct UpgradeFacts<'a> {
     key_decodes_to_16: bool,
     versions: Vec<&'a [u8]>,
     origins: Vec<&'a [u8]>,
+    host: &'a [u8],
     body: bool,
 }
 
@@ -280,18 +281,25 @@ impl<'a> UpgradeFacts<'a> {
             key_decodes_to_16,
             versions: values(request, "sec-websocket-version"),
             origins: values(request, "origin"),
+            host: hosts.first().copied().unwrap_or_default(),
             body: announces_body(request),
         }
     }
 
-    /// With an allow-list: no Origin (not a browser), or exactly one that is listed.
+    /// No Origin (not a browser), or exactly one that is `*`-allowed, the Host's own (same
+    /// origin) or listed.
     fn origin_ok(&self, allowed: &[String]) -> bool {
-        allowed.is_empty()
-            || match self.origins[..] {
-                [] => true,
-                [origin] => allowed.iter().any(|a| a.as_bytes() == origin),
-                _ => false,
+        match self.origins[..] {
+            [] => true,
+            [origin] => {
+                allowed.iter().any(|a| a == "*")
+                    || model_same_origin(origin, self.host)
+                    || allowed.iter().any(|a| {
+                        model_origin(a.as_bytes()).is_some_and(|a| Some(a) == model_origin(origin))
+                    })
             }
+            _ => false,
+        }
     }
 
     fn acceptable(&self, allowed: &[String]) -> bool {
@@ -307,6 +315,83 @@ impl<'a> UpgradeFacts<'a> {
     }
 }
 
+/// An origin `scheme://host[:port]` lower-cased, as (scheme, host, port), the port filled in
+/// from the scheme when absent (http 80, https 443). `None` when not of that form: host is
+/// `[IPv6]` or letters, digits, `-`, `.`, `_`; port is 1 to 5 digits up to 65535.
+fn model_origin(text: &[u8]) -> Option<(String, String, Option<u32>)> {
+    let text = std::str::from_utf8(text).ok()?.to_ascii_lowercase();
+    let (scheme, authority) = text.split_once("://")?;
+    let first_ok = scheme
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase());
+    let rest_ok = scheme
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
+    if !first_ok || !rest_ok {
+        return None;
+    }
+    let default = match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    };
+    let (host, port) = model_authority(authority)?;
+    Some((scheme.to_string(), host, port.or(default)))
+}
+
+/// `host[:port]` lower-cased, with the grammar of [`model_origin`].
+fn model_authority(text: &str) -> Option<(String, Option<u32>)> {
+    let text = text.to_ascii_lowercase();
+    let (host, port) = if let Some(bracketed) = text.strip_prefix('[') {
+        let (inner, after) = bracketed.split_once(']')?;
+        inner.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            _ => Some(after.strip_prefix(':')?),
+        };
+        (format!("[{inner}]"), port)
+    } else {
+        let (host, port) = match text.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text.as_str(), None),
+        };
+        let host_ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b));
+        if !host_ok {
+            return None;
+        }
+        (host.to_string(), port)
+    };
+    let port = match port {
+        None => None,
+        Some(p) if (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(p.parse::<u32>().ok().filter(|&n| n <= 65535)?)
+        }
+        Some(_) => return None,
+    };
+    Some((host, port))
+}
+
+/// Same origin: an http or https Origin whose host and port are the Host's; the scheme is not
+/// compared, and a Host without a port has the Origin scheme's default port.
+fn model_same_origin(origin: &[u8], host: &[u8]) -> bool {
+    let Some((scheme, origin_host, origin_port)) = model_origin(origin) else {
+        return false;
+    };
+    let default = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return false,
+    };
+    let Some((host, port)) = std::str::from_utf8(host).ok().and_then(model_authority) else {
+        return false;
+    };
+    host == origin_host && port.unwrap_or(default) == origin_port.unwrap_or(default)
+}
+
 /// Any parsed request yields either the accept value of its one key, exactly when every
 /// requirement holds, or a truthful rejection (the requirement it names is really unmet)
 /// answered with 400, 403, 405 or 426.
@@ -317,7 +402,11 @@ pub fn check_upgrade(data: &[u8]) {
         return;
     };
     let facts = UpgradeFacts::of(&request);
-    let policies: [Vec<String>; 2] = [Vec::new(), vec![ALLOWED_ORIGIN.to_string()]];
+    let policies: [Vec<String>; 3] = [
+        Vec::new(),
+        vec![ALLOWED_ORIGIN.to_string()],
+        vec!["*".to_string()],
+    ];
     for allowed in &policies {
         match check_upgrade(&request, allowed) {
             Ok(accept) => {
@@ -2169,6 +2258,12 @@ pub fn check_server(data: &[u8]) {
         }
         let mut reply = if request.announces_body() {
             wschat::http::Response::error(400, "request bodies are not accepted")
+        } else if request.path() == "/healthz" {
+            // The fuzz server is neither stopping nor full: healthy.
+            match request.method.as_str() {
+                "GET" | "HEAD" => wschat::http::Response::new(200),
+                _ => wschat::http::Response::error(405, "only GET and HEAD are served"),
+            }
         } else if matches!(request.method.as_str(), "GET" | "HEAD") {
             respond(&site.site, &request)
         } else {

@@ -1,9 +1,10 @@
 //! The command line: flags to a [`Config`].
 //!
-//! Hand-written rather than pulled from a crate: fifteen flags of four shapes do not justify a
+//! Hand-written rather than pulled from a crate: seventeen flags of five shapes do not justify a
 //! dependency, and the `--help` text doubles as the reference for every default.
 
 use crate::config::Config;
+use crate::origin;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,7 +36,7 @@ ENDPOINTS:
 OPTIONS:
     --addr HOST:PORT            address to listen on; port 0 picks a free one [default: {addr}]
     --root DIR                  serve DIR instead of the page built into the binary
-    --allowed-origin URL        accept upgrades only from this Origin; repeatable [default: any]
+    --allowed-origin URL        also accept upgrades from this Origin; '*' for any; repeatable [default: same origin]
     --trace-handshake           print every upgrade request and reply head to stderr
     --history N                 past chat messages a newcomer receives [default: {history}]
     --max-message BYTES         largest chat message; larger closes with 1009 [default: {chat}]
@@ -48,6 +49,8 @@ OPTIONS:
     --head-timeout SECS         time allowed for a request head to arrive [default: {head}]
     --write-timeout SECS        a write stuck this long closes the connection [default: {write}]
     --keep-alive SECS           idle time before a keep-alive connection closes [default: {ka}]
+    --trusted-proxy CIDR        read the client address from this proxy's X-Forwarded-For; repeatable [default: none]
+    --max-connections-per-ip N  connections from one client address; past it, 429 [default: {per_ip}]
     -h, --help                  print this help
     -V, --version               print the version
 ",
@@ -64,6 +67,7 @@ OPTIONS:
         head = d.head_timeout.as_secs(),
         write = d.write_timeout.as_secs(),
         ka = d.keep_alive_timeout.as_secs(),
+        per_ip = d.max_connections_per_ip,
     )
 }
 
@@ -104,7 +108,9 @@ where
         match flag.as_str() {
             "--addr" => config.addr = parse_addr(&value()?)?,
             "--root" => config.root = Some(PathBuf::from(value()?)),
-            "--allowed-origin" => config.allowed_origins.push(value()?),
+            "--allowed-origin" => config
+                .allowed_origins
+                .push(origin::check_allowed(&value()?)?),
             "--history" => config.history = number(&flag, &value()?)?,
             "--max-message" => config.max_chat_message = positive(&flag, &value()?)?,
             "--max-echo-message" => config.max_echo_message = positive(&flag, &value()?)?,
@@ -116,6 +122,14 @@ where
             "--head-timeout" => config.head_timeout = nonzero_seconds(&flag, &value()?)?,
             "--write-timeout" => config.write_timeout = nonzero_seconds(&flag, &value()?)?,
             "--keep-alive" => config.keep_alive_timeout = nonzero_seconds(&flag, &value()?)?,
+            "--trusted-proxy" => config.trusted_proxies.push(
+                value()?
+                    .parse()
+                    .map_err(|e| format!("--trusted-proxy: {e}"))?,
+            ),
+            "--max-connections-per-ip" => {
+                config.max_connections_per_ip = positive(&flag, &value()?)?
+            }
             // Quoted with {:?} so that whatever the argument holds (a newline, say) stays on one line.
             _ => return Err(format!("unknown argument {arg:?} (try --help)")),
         }
@@ -184,10 +198,24 @@ mod tests {
             "--history",
             "7",
             "--trace-handshake",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy=::1",
+            "--max-connections-per-ip",
+            "3",
+            "--allowed-origin",
+            "*",
         ])
         .unwrap();
         assert_eq!(config.addr, "127.0.0.1:0");
-        assert_eq!(config.allowed_origins, ["http://a", "http://b"]);
+        assert_eq!(config.allowed_origins, ["http://a", "http://b", "*"]);
+        let proxies: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "::1/128"]);
+        assert_eq!(config.max_connections_per_ip, 3);
         assert_eq!(config.history, 7);
         assert!(config.trace_handshake);
     }
@@ -203,6 +231,10 @@ mod tests {
             &["--trace-handshake=yes"],
             &["--bogus\nsecond line"],
             &["--history", "1\n2"],
+            &["--trusted-proxy", "10.0.0.0/33\n"],
+            &["--trusted-proxy", "example.com"],
+            &["--max-connections-per-ip", "0"],
+            &["--allowed-origin", "https://chat.example/\n"],
         ] {
             let err = run(args).unwrap_err();
             assert!(!err.contains('\n'), "{err}");
@@ -218,6 +250,8 @@ mod tests {
             "--history",
             "--max-connections",
             "--ping-interval",
+            "--trusted-proxy",
+            "--max-connections-per-ip",
         ] {
             assert!(text.contains(flag), "{flag} missing from help");
         }

@@ -1,11 +1,14 @@
 //! The server: listening, accepting, one thread per connection, routing, heartbeats and
 //! shutdown.
 
+use crate::client_addr::{self, Client, Forwarding};
 use crate::config::Config;
 use crate::handshake;
+use crate::health;
 use crate::http::{self, HttpError, Request, Response};
 use crate::log;
 use crate::outbox::{Outbox, QueueLimits, Transport, WriterPool};
+use crate::per_ip::PerIpLimit;
 use crate::room::Room;
 use crate::session::{self, Endpoint, SessionConfig};
 use crate::static_files::{self, Site};
@@ -36,6 +39,8 @@ struct Shared {
     room: Arc<Room>,
     pool: Arc<WriterPool>,
     live: Mutex<HashMap<u64, Live>>,
+    /// Connections per client address (`--max-connections-per-ip`).
+    per_ip: Arc<PerIpLimit>,
     /// Signalled when `live` shrinks and when shutdown starts.
     changed: Condvar,
     next_id: AtomicU64,
@@ -71,6 +76,7 @@ impl Server {
             room: Room::new(config.history),
             pool: WriterPool::new(Duration::from_secs(10)),
             site,
+            per_ip: PerIpLimit::new(config.max_connections_per_ip),
             config,
             live: Mutex::new(HashMap::new()),
             changed: Condvar::new(),
@@ -159,6 +165,11 @@ fn is_out_of_descriptors(e: &io::Error) -> bool {
 /// Answers 503 and closes, without a thread: used past the connection cap and when a thread
 /// cannot be had.
 fn refuse(stream: TcpStream, why: &str) {
+    refuse_with(stream, Response::error(503, why).header("Retry-After", "5"));
+}
+
+/// Answers `reply` and closes, without a thread.
+fn refuse_with(stream: TcpStream, reply: Response) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     // Read what has already arrived, so that closing does not reset the connection (and
     // discard our reply) because of unread request bytes.
@@ -167,7 +178,6 @@ fn refuse(stream: TcpStream, why: &str) {
         let _ = Transport::read(&stream, &mut scratch);
         let _ = stream.set_nonblocking(false);
     }
-    let reply = Response::error(503, why).header("Retry-After", "5");
     let _ = reply.write_to(&stream, false);
     let _ = stream.shutdown(Shutdown::Write);
 }
@@ -176,6 +186,23 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
     let peer = match stream.peer_addr() {
         Ok(peer) => peer,
         Err(_) => return, // already gone
+    };
+    // A direct client is counted for the life of its connection; a trusted proxy's connection
+    // carries many clients, each counted per request once its head names it (in `serve`).
+    let ip_slot = if client_addr::is_trusted(peer.ip(), &shared.config.trusted_proxies) {
+        None
+    } else {
+        match shared.per_ip.acquire(peer.ip()) {
+            Some(slot) => Some(slot),
+            None => {
+                log!(
+                    "{peer} refused: {} connections open from this address (--max-connections-per-ip)",
+                    shared.per_ip.max()
+                );
+                refuse_with(stream, shared.per_ip.refusal());
+                return;
+            }
+        }
     };
     let stream = Arc::new(stream);
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
@@ -204,6 +231,7 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
     let spawned = thread::Builder::new()
         .stack_size(shared.config.connection_stack)
         .spawn(move || {
+            let _ip_slot = ip_slot;
             let shared = thread_shared;
             let result =
                 panic::catch_unwind(AssertUnwindSafe(|| serve(&shared, id, &stream, peer)));
@@ -245,6 +273,7 @@ fn serve(shared: &Arc<Shared>, id: u64, stream: &Arc<TcpStream>, peer: SocketAdd
     let mut buf = Vec::new();
     let mut read_timeout = None;
     let mut served = 0;
+    let mut forwarding = Forwarding::new(peer, &config.trusted_proxies);
     while !shared.stopping.load(Ordering::SeqCst) {
         // The first request gets the full head timeout; later ones on a kept-alive connection
         // get the (shorter) idle timeout.
@@ -268,12 +297,32 @@ fn serve(shared: &Arc<Shared>, id: u64, stream: &Arc<TcpStream>, peer: SocketAdd
                 }
             };
         served += 1;
+        let client = forwarding.client(&request);
+        // Held while this request (or its WebSocket) is served; see `accept`.
+        let _ip_slot = if forwarding.peer_is_trusted() {
+            match shared.per_ip.acquire(client.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    let reply = shared.per_ip.refusal();
+                    log!(
+                        "{client} {} {} {} (--max-connections-per-ip)",
+                        request.method,
+                        request.target,
+                        reply.status
+                    );
+                    let _ = reply.write_to(stream, false);
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         if let Some(endpoint) = websocket_endpoint(&request) {
             upgrade(
                 shared,
                 id,
                 stream,
-                peer,
+                client,
                 request,
                 buf.split_off(head_len),
                 buf,
@@ -282,22 +331,44 @@ fn serve(shared: &Arc<Shared>, id: u64, stream: &Arc<TcpStream>, peer: SocketAdd
             return;
         }
         buf.drain(..head_len);
-        let mut reply = static_reply(shared, &request);
+        let is_health = request.path() == health::PATH;
+        let mut reply = if is_health {
+            health::respond(&request, &health_checks(shared))
+        } else {
+            static_reply(shared, &request)
+        };
         let last = request.wants_close() || served >= config.max_requests_per_connection;
         if last && !reply.closes_connection() {
             reply = reply.header("Connection", "close");
         }
         let closing = reply.closes_connection();
-        log!(
-            "{peer} {} {} {}",
-            request.method,
-            request.target,
-            reply.status
-        );
+        // Health is polled every few seconds: only its failures are worth a line.
+        if !(is_health && reply.status == 200) {
+            log!(
+                "{client} {} {} {}",
+                request.method,
+                request.target,
+                reply.status
+            );
+        }
         if reply.write_to(stream, request.method == "HEAD").is_err() || closing {
             return;
         }
     }
+}
+
+/// What `/healthz` checks: that new connections are still taken.
+fn health_checks(shared: &Shared) -> Vec<health::Check> {
+    let stopping = shared.stopping.load(Ordering::SeqCst);
+    let open = lock(&shared.live).len();
+    let max = shared.config.max_connections;
+    vec![
+        health::Check::new("accepting", stopping.then(|| "shutting down".to_string())),
+        health::Check::new(
+            "capacity",
+            (open >= max).then(|| format!("{open} of {max} connections open (--max-connections)")),
+        ),
+    ]
 }
 
 fn static_reply(shared: &Shared, request: &Request) -> Response {
@@ -316,7 +387,7 @@ fn upgrade(
     shared: &Arc<Shared>,
     id: u64,
     stream: &Arc<TcpStream>,
-    peer: SocketAddr,
+    client: Client,
     request: Request,
     leftover: Vec<u8>,
     head: Vec<u8>,
@@ -325,7 +396,7 @@ fn upgrade(
     let config = &shared.config;
     if config.trace_handshake {
         log!(
-            "{peer} upgrade request:\n{}",
+            "{client} upgrade request:\n{}",
             String::from_utf8_lossy(&head).trim_end()
         );
     }
@@ -336,10 +407,10 @@ fn upgrade(
         Err(rejection) => {
             let reply = rejection.response();
             if config.trace_handshake {
-                log!("{peer} upgrade reply:\n{}", reply.head().trim_end());
+                log!("{client} upgrade reply:\n{}", reply.head().trim_end());
             }
             log!(
-                "{peer} {} {} {} ({})",
+                "{client} {} {} {} ({})",
                 request.method,
                 request.target,
                 reply.status,
@@ -350,7 +421,7 @@ fn upgrade(
         }
     };
     if config.trace_handshake {
-        log!("{peer} upgrade reply:\n{}", reply.head().trim_end());
+        log!("{client} upgrade reply:\n{}", reply.head().trim_end());
     }
     // Nor is the request: its header strings would stay allocated for the whole session.
     drop(request);
@@ -364,7 +435,7 @@ fn upgrade(
     let transport: Arc<dyn Transport> = stream.clone();
     let outbox = Arc::new(Outbox::new(
         transport,
-        peer,
+        client.peer,
         limits,
         Arc::clone(&shared.pool),
     ));
@@ -388,7 +459,7 @@ fn upgrade(
     let started = Instant::now();
     let outcome = session::run(&outbox, leftover, endpoint, &session_config, &shared.room);
     log!(
-        "{peer} GET {} 101 closed {} ({}) after {:.1}s",
+        "{client} GET {} 101 closed {} ({}) after {:.1}s",
         endpoint.path(),
         outcome.code,
         outcome.reason,

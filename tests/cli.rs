@@ -71,6 +71,8 @@ fn help_lists_every_flag_with_defaults() {
         "--head-timeout",
         "--write-timeout",
         "--keep-alive",
+        "--trusted-proxy",
+        "--max-connections-per-ip",
     ] {
         assert!(text.contains(flag), "--help does not mention {flag}");
     }
