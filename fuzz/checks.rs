@@ -2029,8 +2029,15 @@ pub fn check_cli(data: &[u8]) {
                 ("max connections", config.max_connections),
                 ("queue messages", config.queue_messages),
                 ("queue bytes", config.queue_bytes),
+                ("max connections per ip", config.max_connections_per_ip),
             ] {
                 assert!(value >= 1, "{what} is 0 from {args:?}");
+            }
+            for origin in &config.allowed_origins {
+                assert!(
+                    origin == "*" || model_origin(origin.as_bytes()).is_some(),
+                    "accepted an --allowed-origin that can never match: {origin:?}"
+                );
             }
             for timeout in [
                 config.head_timeout,

@@ -116,16 +116,17 @@ fn parse_authority(text: &str) -> Option<Authority<'_>> {
 }
 
 /// True when a request with this `Origin` and `Host` may upgrade: the origin is the host's
-/// (same origin, see the module docs), or listed in `allowed`, or `allowed` holds `*`.
-pub fn allowed(origin: &[u8], host: &[u8], allowed: &[String]) -> bool {
-    if allowed.iter().any(|a| a == "*") {
+/// (same origin, see the module docs), or in `listed` (the `--allowed-origin` values), or
+/// `listed` holds `*`.
+pub fn allowed(origin: &[u8], host: &[u8], listed: &[String]) -> bool {
+    if listed.iter().any(|a| a == "*") {
         return true;
     }
     let Some(origin) = std::str::from_utf8(origin).ok().and_then(parse_origin) else {
         return false;
     };
     same_origin(&origin, host)
-        || allowed
+        || listed
             .iter()
             .filter_map(|a| parse_origin(a))
             .any(|listed| listed.same_as(&origin))
