@@ -1,5 +1,6 @@
 //! Everything that can be tuned, in one plain struct.
 
+use crate::client_addr::Cidr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,8 +13,9 @@ pub struct Config {
     pub addr: String,
     /// Directory to serve instead of the page built into the binary. Default none (`--root`).
     pub root: Option<PathBuf>,
-    /// When not empty, an upgrade whose `Origin` is not in this list is refused with 403.
-    /// Default empty: any origin (`--allowed-origin`, repeatable).
+    /// Origins allowed to upgrade besides the server's own (same origin: the `Origin`'s host
+    /// and port are the `Host`'s; see [`crate::origin`]); `*` allows any. Others get 403.
+    /// Default empty: same origin only (`--allowed-origin`, repeatable).
     pub allowed_origins: Vec<String>,
     /// Print every upgrade request head and the reply head to stderr.
     /// Default off (`--trace-handshake`).
@@ -59,6 +61,13 @@ pub struct Config {
     /// idle connection); the rest is reserved address space. Default 256 KiB, ample for the
     /// read path. A thread that cannot be started gets its connection refused with 503.
     pub connection_stack: usize,
+    /// Peers whose `X-Forwarded-For` or `Forwarded` header names the real client (see
+    /// [`crate::client_addr`]). Default none: those headers are ignored (`--trusted-proxy`,
+    /// repeatable).
+    pub trusted_proxies: Vec<Cidr>,
+    /// Most connections open at once from one client address (an IPv6 /64); past it, 429.
+    /// Default 64, for people behind one NAT (`--max-connections-per-ip`).
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for Config {
@@ -82,6 +91,8 @@ impl Default for Config {
             rate_limit: 100,
             max_rooms: 1000,
             connection_stack: 256 * 1024,
+            trusted_proxies: Vec::new(),
+            max_connections_per_ip: 64,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! One accepted connection: HTTP requests on a kept-alive connection until it closes or
 //! upgrades, then the WebSocket session.
 
+use crate::client_addr::{Client, Forwarding};
 use crate::handshake;
+use crate::health;
 use crate::http::{self, HttpError, Request, Response};
 use crate::log;
 use crate::outbox::Outbox;
@@ -52,6 +54,7 @@ impl Connection<'_> {
         let mut buf = Vec::new();
         let mut read_timeout = None;
         let mut served = 0;
+        let mut forwarding = Forwarding::new(self.peer, &config.trusted_proxies);
         while !self.shared.stopping.load(Ordering::SeqCst) {
             // The first request gets the full head timeout; later ones on a kept-alive
             // connection get the (shorter) idle timeout.
@@ -74,9 +77,33 @@ impl Connection<'_> {
                     }
                 };
             served += 1;
+            let client = forwarding.client(&request);
+            // A proxied client is counted while this request (or its WebSocket) is served; a
+            // direct one for its whole connection (`server::accept`).
+            let _ip_slot = match forwarding.peer_is_trusted() {
+                false => None,
+                true => match self.shared.per_ip.acquire(client.ip()) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        let reply = self.shared.per_ip.refusal();
+                        log!(
+                            "{client} {} {} {} (--max-connections-per-ip)",
+                            request.method,
+                            request.target,
+                            reply.status
+                        );
+                        let _ = reply.write_to(stream, false);
+                        return;
+                    }
+                },
+            };
+            let is_health = request.path() == health::PATH;
             let mut reply = match websocket_endpoint(&request) {
-                Some(Ok(endpoint)) => return self.upgrade(request, buf, head_len, endpoint),
+                Some(Ok(endpoint)) => {
+                    return self.upgrade(client, request, buf, head_len, endpoint)
+                }
                 Some(Err(refusal)) => refusal,
+                None if is_health => health::respond(&request, &self.health_checks()),
                 None => self.static_reply(&request),
             };
             buf.drain(..head_len);
@@ -85,17 +112,35 @@ impl Connection<'_> {
                 reply = reply.header("Connection", "close");
             }
             let closing = reply.closes_connection();
-            log!(
-                "{} {} {} {}",
-                self.peer,
-                request.method,
-                request.target,
-                reply.status
-            );
+            // Health is polled every few seconds: only its failures are worth a line.
+            if !(is_health && reply.status == 200) {
+                log!(
+                    "{client} {} {} {}",
+                    request.method,
+                    request.target,
+                    reply.status
+                );
+            }
             if reply.write_to(stream, request.method == "HEAD").is_err() || closing {
                 return;
             }
         }
+    }
+
+    /// What `/healthz` checks: that new connections are still taken.
+    fn health_checks(&self) -> Vec<health::Check> {
+        let shared = self.shared;
+        let stopping = shared.stopping.load(Ordering::SeqCst);
+        let open = lock(&shared.live).len();
+        let max = shared.config.max_connections;
+        vec![
+            health::Check::new("accepting", stopping.then(|| "shutting down".to_string())),
+            health::Check::new(
+                "capacity",
+                (open >= max)
+                    .then(|| format!("{open} of {max} connections open (--max-connections)")),
+            ),
+        ]
     }
 
     fn static_reply(&self, request: &Request) -> Response {
@@ -110,13 +155,19 @@ impl Connection<'_> {
 
     /// Checks an upgrade request, answers it, and runs the WebSocket session. `buf` holds the
     /// request head (`head_len` bytes) and whatever followed it: the start of the first frame.
-    fn upgrade(&self, request: Request, mut buf: Vec<u8>, head_len: usize, endpoint: Endpoint) {
+    fn upgrade(
+        &self,
+        client: Client,
+        request: Request,
+        mut buf: Vec<u8>,
+        head_len: usize,
+        endpoint: Endpoint,
+    ) {
         let config = &self.shared.config;
-        let peer = self.peer;
         let leftover = buf.split_off(head_len);
         if config.trace_handshake {
             let head = String::from_utf8_lossy(&buf);
-            log!("{peer} upgrade request:\n{}", head.trim_end());
+            log!("{client} upgrade request:\n{}", head.trim_end());
         }
         // The head is not needed past this point; a long session should not keep it.
         drop(buf);
@@ -125,10 +176,10 @@ impl Connection<'_> {
             Err(rejection) => {
                 let reply = rejection.response();
                 if config.trace_handshake {
-                    log!("{peer} upgrade reply:\n{}", reply.head().trim_end());
+                    log!("{client} upgrade reply:\n{}", reply.head().trim_end());
                 }
                 log!(
-                    "{peer} {} {} {} ({})",
+                    "{client} {} {} {} ({})",
                     request.method,
                     request.target,
                     reply.status,
@@ -139,7 +190,7 @@ impl Connection<'_> {
             }
         };
         if config.trace_handshake {
-            log!("{peer} upgrade reply:\n{}", reply.head().trim_end());
+            log!("{client} upgrade reply:\n{}", reply.head().trim_end());
         }
         // Nor is the request: its header strings would stay allocated for the whole session.
         let path = request.path().to_string();
@@ -150,7 +201,7 @@ impl Connection<'_> {
         let transport: Arc<dyn Transport> = self.stream.clone();
         let outbox = Arc::new(Outbox::new(
             transport,
-            peer,
+            client,
             Arc::clone(&self.shared.writers),
         ));
         // A peer that sends nothing for three heartbeats is gone even if the heartbeat thread
@@ -181,7 +232,7 @@ impl Connection<'_> {
             &self.shared.rooms,
         );
         log!(
-            "{peer} GET {path} 101 closed {} ({}) after {:.1}s",
+            "{client} GET {path} 101 closed {} ({}) after {:.1}s",
             outcome.code,
             outcome.reason,
             started.elapsed().as_secs_f64()

@@ -11,6 +11,7 @@
 //! 443 was about exactly that).
 
 use crate::http::{Request, Response};
+use crate::origin;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use sha1::{Digest, Sha1};
@@ -59,8 +60,9 @@ pub enum Rejection {
     /// Item 6 with another value: 426 plus `Sec-WebSocket-Version: 13`, as section 4.4 asks,
     /// so the client can retry with a version we speak.
     UnsupportedVersion,
-    /// 4.2.1 item 7 leaves `Origin` to the server (section 10.2); with `--allowed-origin` set,
-    /// an origin not on the list: 403.
+    /// 4.2.1 item 7 leaves `Origin` to the server (section 10.2): an `Origin` that is neither
+    /// this server's own (same host and port as `Host`) nor on the `--allowed-origin` list,
+    /// or two `Origin` headers: 403.
     OriginNotAllowed,
     /// A body or `Transfer-Encoding` on the upgrade: the bytes after the head would be taken
     /// for WebSocket frames, so the request is ambiguous (request smuggling): 400.
@@ -100,7 +102,9 @@ impl Rejection {
             Rejection::DuplicateKey => "more than one Sec-WebSocket-Key header",
             Rejection::MissingVersion => "missing or repeated Sec-WebSocket-Version header",
             Rejection::UnsupportedVersion => "unsupported WebSocket version: this server speaks 13",
-            Rejection::OriginNotAllowed => "this Origin is not allowed",
+            Rejection::OriginNotAllowed => {
+                "cross-origin upgrade refused: the Origin does not match the Host (see --allowed-origin)"
+            }
             Rejection::BodyOnUpgrade => "an upgrade request must not have a body",
         }
     }
@@ -124,9 +128,10 @@ impl Rejection {
 /// Runs every check of RFC 6455 section 4.2.1 on `request` in order, and on success returns
 /// the `Sec-WebSocket-Accept` value for the reply.
 ///
-/// `allowed_origins` empty means any origin. A request with no `Origin` header is let through
-/// even when the list is set: only browsers send `Origin`, and the check exists to stop other
-/// web pages from using a visitor's browser against this server, not to authenticate programs.
+/// `allowed_origins` lists origins accepted besides the server's own, `*` for any (see
+/// [`origin`]). A request with no `Origin` header is let through: only browsers send `Origin`,
+/// and the check exists to stop other web pages from using a visitor's browser against this
+/// server (cross-site WebSocket hijacking), not to authenticate programs.
 ///
 /// Extensions (`Sec-WebSocket-Extensions`, e.g. permessage-deflate) and subprotocols
 /// (`Sec-WebSocket-Protocol`) are declined the way section 4.2.2 allows: by not naming any in
@@ -140,10 +145,10 @@ pub fn check_upgrade(request: &Request, allowed_origins: &[String]) -> Result<St
         return Err(Rejection::HttpTooOld);
     }
     // 2. A Host header field containing the server's authority.
-    match request.single_header("host") {
-        Ok(Some(host)) if !host.is_empty() => {}
+    let host = match request.single_header("host") {
+        Ok(Some(host)) if !host.is_empty() => host,
         _ => return Err(Rejection::MissingHost),
-    }
+    };
     // 3. An Upgrade header field containing the value "websocket", treated as an ASCII
     //    case-insensitive value (Autobahn sends "WebSocket").
     if !request.has_token("upgrade", "websocket") {
@@ -169,14 +174,12 @@ pub fn check_upgrade(request: &Request, allowed_origins: &[String]) -> Result<St
         Ok(Some(_)) => return Err(Rejection::UnsupportedVersion),
         Ok(None) | Err(()) => return Err(Rejection::MissingVersion),
     }
-    // 7. Origin is optional; policy is the server's (section 10.2).
-    //    Browsers send one Origin; two is not a browser, and which to trust is ambiguous.
-    if !allowed_origins.is_empty() {
-        match request.single_header("origin") {
-            Ok(None) => {}
-            Ok(Some(origin)) if allowed_origins.iter().any(|o| o.as_bytes() == origin) => {}
-            _ => return Err(Rejection::OriginNotAllowed),
-        }
+    // 7. Origin is optional; policy is the server's (section 10.2): same origin, plus the
+    //    list. Browsers send one Origin; two is not a browser, and which to trust is ambiguous.
+    match request.single_header("origin") {
+        Ok(None) => {}
+        Ok(Some(value)) if origin::allowed(value, host, allowed_origins) => {}
+        _ => return Err(Rejection::OriginNotAllowed),
     }
     // Not in the RFC's list but implied by it: after the head come frames, never a body.
     if request.announces_body() {
@@ -272,18 +275,48 @@ mod tests {
     }
 
     #[test]
+    fn same_origin_by_default() {
+        let from = |origin: &str| check(&format!("{GOOD}Origin: {origin}\n"));
+        assert!(from("http://server.example.com").is_ok());
+        // The scheme is not compared: a page over https through a TLS proxy.
+        assert!(from("https://server.example.com").is_ok());
+        assert!(from("https://SERVER.example.com:443").is_ok());
+        for other in [
+            "https://evil.example",
+            "https://server.example.com:8443",
+            "null",
+            "https://server.example.com/",
+        ] {
+            assert_eq!(from(other), Err(Rejection::OriginNotAllowed), "{other}");
+        }
+        let twice = "http://server.example.com\nOrigin: http://server.example.com";
+        assert_eq!(from(twice), Err(Rejection::OriginNotAllowed));
+        // No Origin (not a browser): accepted.
+        assert!(check(GOOD).is_ok());
+    }
+
+    #[test]
     fn origin_list() {
         let allowed = ["https://chat.example".to_string()];
-        let from = |origin: &str| {
-            check_upgrade(&request(&format!("{GOOD}Origin: {origin}\n\n")), &allowed)
+        let from = |origin: &str, allowed: &[String]| {
+            check_upgrade(&request(&format!("{GOOD}Origin: {origin}\n\n")), allowed)
         };
-        assert!(from("https://chat.example").is_ok());
+        assert!(from("https://chat.example", &allowed).is_ok());
+        assert!(
+            from("https://server.example.com", &allowed).is_ok(),
+            "own origin too"
+        );
         assert_eq!(
-            from("https://evil.example"),
+            from("https://evil.example", &allowed),
             Err(Rejection::OriginNotAllowed)
         );
         let twice = "https://chat.example\nOrigin: https://evil.example";
-        assert_eq!(from(twice), Err(Rejection::OriginNotAllowed));
+        assert_eq!(from(twice, &allowed), Err(Rejection::OriginNotAllowed));
+        let any = ["*".to_string()];
+        assert!(from("https://evil.example", &any).is_ok());
+        assert!(from("null", &any).is_ok());
+        let same_twice = "https://chat.example\nOrigin: https://chat.example";
+        assert_eq!(from(same_twice, &any), Err(Rejection::OriginNotAllowed));
     }
 
     #[test]

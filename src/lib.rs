@@ -26,20 +26,28 @@
 //! 7. [`room`] and [`chat_protocol`]: who is in the room, names, backlog, and the JSON the
 //!    server sends.
 //!
+//! Deployment pieces, each on its own: [`client_addr`] (the client behind a trusted proxy),
+//! [`per_ip`] (connections per client address), [`origin`] (which pages may upgrade) and
+//! [`health`] (`/healthz`).
+//!
 //! Data flows one way: accept -> read request -> static file, or upgrade -> session -> room.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod chat_protocol;
 pub mod cli;
+pub mod client_addr;
 pub mod config;
 pub mod connection;
 pub mod frame;
 pub mod handshake;
+pub mod health;
 pub mod http;
 pub mod httpdate;
 pub mod log;
+pub mod origin;
 pub mod outbox;
+pub mod per_ip;
 pub mod presence;
 pub mod room;
 pub mod rooms;

@@ -1,12 +1,14 @@
 //! The server: listening, accepting, one thread per connection (served by
 //! [`crate::connection`]), heartbeats and shutdown.
 
+use crate::client_addr;
 use crate::config::Config;
 use crate::connection::{Connection, SHUTTING_DOWN};
 use crate::frame::CloseCode;
 use crate::http::Response;
 use crate::log;
 use crate::outbox::{Outbox, QueueLimits, When, Writers};
+use crate::per_ip::PerIpLimit;
 use crate::rooms::Rooms;
 use crate::static_files::Site;
 use crate::sync::lock;
@@ -46,6 +48,8 @@ pub struct Shared {
     pub writers: Arc<Writers>,
     /// Every connection being served, by id.
     pub live: Mutex<HashMap<u64, Live>>,
+    /// Connections per client address (`--max-connections-per-ip`).
+    pub per_ip: Arc<PerIpLimit>,
     /// Signalled when `live` shrinks and when shutdown starts.
     changed: Condvar,
     next_id: AtomicU64,
@@ -86,6 +90,7 @@ impl Server {
             rooms: Arc::new(Rooms::new(config.max_rooms, config.history)),
             writers: Writers::new(limits, CLOSE_LINGER),
             site,
+            per_ip: PerIpLimit::new(config.max_connections_per_ip),
             config,
             live: Mutex::new(HashMap::new()),
             changed: Condvar::new(),
@@ -174,6 +179,11 @@ fn is_out_of_descriptors(e: &io::Error) -> bool {
 /// Answers 503 and closes, without a thread: used past the connection cap and when a thread
 /// cannot be had.
 fn refuse(stream: TcpStream, why: &str) {
+    refuse_with(stream, Response::error(503, why).header("Retry-After", "5"));
+}
+
+/// Answers `reply` and closes, without a thread.
+fn refuse_with(stream: TcpStream, reply: Response) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     // Read what has already arrived, so that closing does not reset the connection (and
     // discard our reply) because of unread request bytes.
@@ -182,7 +192,6 @@ fn refuse(stream: TcpStream, why: &str) {
         let _ = Transport::read(&stream, &mut scratch);
         let _ = stream.set_nonblocking(false);
     }
-    let reply = Response::error(503, why).header("Retry-After", "5");
     let _ = reply.write_to(&stream, false);
     let _ = stream.shutdown(Shutdown::Write);
 }
@@ -191,6 +200,23 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
     let peer = match stream.peer_addr() {
         Ok(peer) => peer,
         Err(_) => return, // already gone
+    };
+    // A direct client is counted for the life of its connection; a trusted proxy's connection
+    // carries many clients, each counted per request once its head names it (in `connection`).
+    let ip_slot = if client_addr::is_trusted(peer.ip(), &shared.config.trusted_proxies) {
+        None
+    } else {
+        match shared.per_ip.acquire(peer.ip()) {
+            Some(slot) => Some(slot),
+            None => {
+                log!(
+                    "{peer} refused: {} connections open from this address (--max-connections-per-ip)",
+                    shared.per_ip.max()
+                );
+                refuse_with(stream, shared.per_ip.refusal());
+                return;
+            }
+        }
     };
     let stream = Arc::new(stream);
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
@@ -219,6 +245,7 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
     let spawned = thread::Builder::new()
         .stack_size(shared.config.connection_stack)
         .spawn(move || {
+            let _ip_slot = ip_slot;
             let shared = thread_shared;
             let connection = Connection {
                 shared: &shared,

@@ -365,6 +365,14 @@ fn upgrade_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("origin-allowed", with("Origin: https://chat.example\n")),
         ("origin-other", with("Origin: https://evil.example\n")),
         ("origin-twice", with("Origin: https://chat.example\nOrigin: https://evil.example\n")),
+        ("origin-same-host", with("Origin: http://server.example.com\n")),
+        ("origin-same-host-https", with("Origin: https://SERVER.example.com:443\n")),
+        ("origin-same-host-other-port", with("Origin: http://server.example.com:8080\n")),
+        ("origin-null", with("Origin: null\n")),
+        (
+            "origin-ipv6",
+            crlf(&format!("{}Origin: http://[::1]:8080\n\n", good.replace("Host: server.example.com", "Host: [::1]:8080"))),
+        ),
         ("content-length-zero", with("Content-Length: 0\n")),
         ("followed-by-frame", followed),
         ("reject-post", replaced("GET", "POST")),
@@ -930,6 +938,25 @@ fn server_seeds() -> Vec<(&'static str, Vec<u8>)> {
             )),
         ),
         ("upgrade-plain-get", crlf(&get("/chat"))),
+        (
+            "healthz",
+            [
+                crlf(&get("/healthz")),
+                crlf("HEAD /healthz HTTP/1.1\nHost: x\n\n"),
+                crlf("POST /healthz HTTP/1.1\nHost: x\n\n"),
+            ]
+            .concat(),
+        ),
+        (
+            "forwarded-headers",
+            with_frames(
+                upgrade(
+                    "/echo",
+                    "X-Forwarded-For: 203.0.113.7, junk\nForwarded: for=\"[2001:db8::1]:4711\"\n",
+                ),
+                &[text("hi"), close(1000, b"")],
+            ),
+        ),
         ("upgrade-with-body", upgrade("/echo", "Content-Length: 3\n")),
         (
             "get-then-upgrade",
@@ -1138,6 +1165,23 @@ fn cli_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("zero-timeout", &["--head-timeout", "0"]),
         ("ping-off", &["--ping-interval", "0"]),
         ("flag-with-value", &["--trace-handshake=yes"]),
+        (
+            "proxy-flags",
+            &[
+                "--trusted-proxy",
+                "10.0.0.0/8",
+                "--trusted-proxy=::1",
+                "--max-connections-per-ip",
+                "5",
+                "--allowed-origin",
+                "*",
+            ],
+        ),
+        ("trusted-proxy-bad", &["--trusted-proxy", "10.0.0.0/33"]),
+        (
+            "allowed-origin-bad",
+            &["--allowed-origin", "https://chat.example/"],
+        ),
         (
             "origins",
             &[

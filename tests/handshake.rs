@@ -153,6 +153,57 @@ fn body_or_transfer_encoding_on_the_upgrade_is_400() {
     assert_eq!(r.status, 400);
 }
 
+fn with_origin(server: &TestServer, origins: &[&str]) -> HttpResponse {
+    let lines: String = origins.iter().map(|o| format!("Origin: {o}\r\n")).collect();
+    upgrade_with(server, |r| {
+        r.replace("\r\n\r\n", &format!("\r\n{lines}\r\n"))
+    })
+}
+
+#[test]
+fn same_origin_by_default() {
+    // The requests say `Host: test`.
+    let server = TestServer::start();
+    assert_eq!(
+        with_origin(&server, &[]).status,
+        101,
+        "no Origin: not a browser"
+    );
+    for own in [
+        "http://test",
+        "https://test",
+        "HTTPS://TEST:443",
+        "http://test:80",
+    ] {
+        assert_eq!(with_origin(&server, &[own]).status, 101, "{own}");
+    }
+    for other in [
+        "https://evil.example",
+        "http://test:8080",
+        "https://test.evil.example",
+        "null",
+        "http://test/",
+    ] {
+        let r = with_origin(&server, &[other]);
+        assert_eq!(r.status, 403, "{other}");
+        assert_eq!(r.header("connection"), Some("close"));
+        assert!(r.text().contains("Origin"), "{}", r.text());
+    }
+    assert_eq!(
+        with_origin(&server, &["http://test", "http://test"]).status,
+        403
+    );
+}
+
+#[test]
+fn any_origin_with_a_star() {
+    let server = TestServer::with(|c| c.allowed_origins = vec!["*".into()]);
+    assert_eq!(with_origin(&server, &["https://evil.example"]).status, 101);
+    assert_eq!(with_origin(&server, &["null"]).status, 101);
+    let twice = with_origin(&server, &["https://a.example", "https://b.example"]);
+    assert_eq!(twice.status, 403, "two Origin headers are never a browser");
+}
+
 #[test]
 fn origin_allow_list() {
     let server = TestServer::with(|c| c.allowed_origins = vec!["https://chat.example".into()]);
@@ -163,7 +214,8 @@ fn origin_allow_list() {
     let r = upgrade_with(&server, |r| {
         r.replace("\r\n\r\n", "\r\nOrigin: https://chat.example\r\n\r\n")
     });
-    assert_eq!(r.status, 101);
+    assert_eq!(r.status, 101); // The server's own origin still works next to the list.
+    assert_eq!(with_origin(&server, &["http://test"]).status, 101);
 }
 
 #[test]

@@ -28,8 +28,16 @@ pub fn check_cli(data: &[u8]) {
                 ("max echo message", config.max_echo_message),
                 ("max connections", config.max_connections),
                 ("queue bytes", config.queue_bytes),
+                ("max connections per ip", config.max_connections_per_ip),
+                ("max rooms", config.max_rooms),
             ] {
                 assert!(value >= 1, "{what} is 0 from {args:?}");
+            }
+            for origin in &config.allowed_origins {
+                assert!(
+                    origin == "*" || super::origin::model_origin(origin.as_bytes()).is_some(),
+                    "accepted an --allowed-origin that can never match: {origin:?}"
+                );
             }
             for timeout in [
                 config.head_timeout,

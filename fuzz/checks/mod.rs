@@ -12,7 +12,7 @@
 //! format, JSON, the expected chat transcript), so a bug in the library is not mirrored here.
 //!
 //! One file per thing checked: [`http`] (request heads, and what the HTTP checks share),
-//! [`upgrade`] (RFC 6455 4.2.1), [`static_files`] (the web root), [`frames`] (WebSocket
+//! [`upgrade`] (RFC 6455 4.2.1) with [`origin`] (same-origin and listed origins), [`static_files`] (the web root), [`frames`] (WebSocket
 //! frames both ways), [`json`] (the parser behind [`chat`]), [`chat`] (chat events and the
 //! room model), [`memory_outbox`] (outboxes without sockets), [`session`], [`server`] (a real
 //! server on loopback), [`httpdate`] and [`cli`].
@@ -25,6 +25,7 @@ pub mod http;
 pub mod httpdate;
 pub mod json;
 pub mod memory_outbox;
+pub mod origin;
 pub mod server;
 pub mod session;
 pub mod static_files;

@@ -192,7 +192,11 @@ pub fn check_server(data: &[u8]) {
             }
         };
         served += 1;
-        if matches!(request.path(), "/chat" | "/echo") {
+        if names_a_room(request.path()) == Some(false) {
+            expect(&mut out, &Expected::refusal(404));
+            break;
+        }
+        if request.path() == "/echo" || names_a_room(request.path()) == Some(true) {
             match check_upgrade(&request, &server.allowed) {
                 Ok(accept) => {
                     let Some(head) = expect(
@@ -217,6 +221,12 @@ pub fn check_server(data: &[u8]) {
         }
         let mut reply = if request.announces_body() {
             wschat::http::Response::error(400, "request bodies are not accepted")
+        } else if request.path() == "/healthz" {
+            // The fuzz server is neither stopping nor full: healthy.
+            match request.method.as_str() {
+                "GET" | "HEAD" => wschat::http::Response::new(200),
+                _ => wschat::http::Response::error(405, "only GET and HEAD are served"),
+            }
         } else if matches!(request.method.as_str(), "GET" | "HEAD") {
             respond(&site.site, &request)
         } else {
@@ -243,6 +253,30 @@ pub fn check_server(data: &[u8]) {
     );
 }
 
+/// The room a chat path joins, read off the path by the rules of the README: `/chat` is
+/// `lobby`, `/chat/NAME` is NAME in lower case.
+fn expected_room(path: &str) -> String {
+    match path.strip_prefix("/chat/") {
+        Some(name) => name.to_ascii_lowercase(),
+        None => "lobby".to_string(),
+    }
+}
+
+/// Whether a path is a chat room's: `/chat`, or `/chat/` and 1 to 32 of `a-z`, `A-Z`, `0-9`,
+/// `-`, `_`. `None` for paths outside `/chat/`.
+fn names_a_room(path: &str) -> Option<bool> {
+    if path == "/chat" {
+        return Some(true);
+    }
+    let name = path.strip_prefix("/chat/")?;
+    Some(
+        (1..=32).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+    )
+}
+
 /// After a 101: the frames the server sent on /echo or /chat, given what the client sent.
 fn check_server_session(
     request: &Request,
@@ -261,25 +295,41 @@ fn check_server_session(
         check_echoed(client, server.max_echo, &messages, !reset);
     } else {
         // Alone in a room without history: refusals, then at most a welcome to an empty room.
+        let room = expected_room(request.path());
         let (events, _) = chat_transcript(frames).unwrap_or_else(|e| panic!("chat: {e}"));
-        for (i, event) in events.iter().enumerate() {
+        let mut present: Vec<String> = Vec::new();
+        let mut welcomed = false;
+        for event in &events {
             match event {
-                ChatEvent::NameRefused { reason } => assert!(!reason.is_empty()),
+                ChatEvent::NameRefused { reason } if !welcomed => assert!(!reason.is_empty()),
                 ChatEvent::Welcome {
-                    room,
+                    room: joined,
                     name,
                     members,
-                } if i + 1 == events.len() => {
-                    assert_eq!(room, "lobby", "welcome room");
+                } if !welcomed => {
+                    welcomed = true;
+                    assert_eq!(joined, &room, "welcome room");
                     // The server is shared by every input, and a previous input's member leaves
                     // when the server has finished with its connection, which may be a moment
                     // after that client saw the connection end (a reset, say). So others may
                     // still be listed; each must be a name the rules accept, and not ours.
-                    let present: Vec<&str> = members.iter().map(String::as_str).collect();
-                    check_accepted_name(name, &present);
-                    for member in &present {
+                    present = members.clone();
+                    let names: Vec<&str> = present.iter().map(String::as_str).collect();
+                    check_accepted_name(name, &names);
+                    for member in &names {
                         check_accepted_name(member, &[]);
                     }
+                }
+                // ... and leave after our welcome, alone or merged, but nobody joins.
+                ChatEvent::Leave { name } if welcomed && present.contains(name) => {
+                    present.retain(|p| p != name);
+                }
+                ChatEvent::Presence { joined, left }
+                    if welcomed
+                        && joined.is_empty()
+                        && left.iter().all(|n| present.contains(n)) =>
+                {
+                    present.retain(|p| !left.contains(p));
                 }
                 other => panic!("alone in the room, yet sent {other:?}"),
             }

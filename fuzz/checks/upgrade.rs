@@ -1,5 +1,6 @@
 //! The `upgrade` target: `parse_head`, then `handshake::check_upgrade`.
 
+use super::origin::{model_origin, model_same_origin};
 use wschat::http::{parse_head, Parsed, Request};
 
 use super::http::{announces_body, check_error_response_head, token_listed, values};
@@ -32,6 +33,7 @@ struct UpgradeFacts<'a> {
     key_decodes_to_16: bool,
     versions: Vec<&'a [u8]>,
     origins: Vec<&'a [u8]>,
+    host: &'a [u8],
     body: bool,
 }
 
@@ -53,18 +55,25 @@ impl<'a> UpgradeFacts<'a> {
             key_decodes_to_16,
             versions: values(request, "sec-websocket-version"),
             origins: values(request, "origin"),
+            host: hosts.first().copied().unwrap_or_default(),
             body: announces_body(request),
         }
     }
 
-    /// With an allow-list: no Origin (not a browser), or exactly one that is listed.
+    /// No Origin (not a browser), or exactly one that is `*`-allowed, the Host's own (same
+    /// origin) or listed.
     fn origin_ok(&self, allowed: &[String]) -> bool {
-        allowed.is_empty()
-            || match self.origins[..] {
-                [] => true,
-                [origin] => allowed.iter().any(|a| a.as_bytes() == origin),
-                _ => false,
+        match self.origins[..] {
+            [] => true,
+            [origin] => {
+                allowed.iter().any(|a| a == "*")
+                    || model_same_origin(origin, self.host)
+                    || allowed.iter().any(|a| {
+                        model_origin(a.as_bytes()).is_some_and(|a| Some(a) == model_origin(origin))
+                    })
             }
+            _ => false,
+        }
     }
 
     fn acceptable(&self, allowed: &[String]) -> bool {
@@ -90,7 +99,11 @@ pub fn check_upgrade(data: &[u8]) {
         return;
     };
     let facts = UpgradeFacts::of(&request);
-    let policies: [Vec<String>; 2] = [Vec::new(), vec![ALLOWED_ORIGIN.to_string()]];
+    let policies: [Vec<String>; 3] = [
+        Vec::new(),
+        vec![ALLOWED_ORIGIN.to_string()],
+        vec!["*".to_string()],
+    ];
     for allowed in &policies {
         match check_upgrade(&request, allowed) {
             Ok(accept) => {

@@ -2,6 +2,7 @@
 //! which a test compares with `--help`).
 
 use super::{Flag, Takes};
+use crate::origin;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,13 +26,13 @@ pub const FLAGS: &[Flag] = &[
     Flag {
         name: "--allowed-origin",
         takes: Takes::Value("URL", |c, v| {
-            c.allowed_origins.push(v.to_string());
+            c.allowed_origins.push(origin::check_allowed(v)?);
             Ok(())
         }),
-        help: "accept upgrades only from this Origin; repeatable",
+        help: "also accept upgrades from this Origin; '*' for any; repeatable",
         default: |d| {
             if d.allowed_origins.is_empty() {
-                "any".to_string()
+                "same origin".to_string()
             } else {
                 d.allowed_origins.join(" ")
             }
@@ -120,6 +121,30 @@ pub const FLAGS: &[Flag] = &[
         }),
         help: "idle time before a keep-alive connection closes",
         default: |d| d.keep_alive_timeout.as_secs().to_string(),
+    },
+    Flag {
+        name: "--trusted-proxy",
+        takes: Takes::Value("CIDR", |c, v| {
+            c.trusted_proxies.push(v.parse()?);
+            Ok(())
+        }),
+        help: "read the client address from this proxy's X-Forwarded-For; repeatable",
+        default: |d| {
+            if d.trusted_proxies.is_empty() {
+                "none".to_string()
+            } else {
+                let ranges: Vec<String> = d.trusted_proxies.iter().map(|c| c.to_string()).collect();
+                ranges.join(" ")
+            }
+        },
+    },
+    Flag {
+        name: "--max-connections-per-ip",
+        takes: Takes::Value("N", |c, v| {
+            store(&mut c.max_connections_per_ip, positive(v))
+        }),
+        help: "connections from one client address; past it, 429",
+        default: |d| d.max_connections_per_ip.to_string(),
     },
 ];
 

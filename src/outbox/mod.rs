@@ -27,6 +27,7 @@
 //! (RFC 6455 sections 5.5.1 and 7.1.1). Shutting the socket at once would make the kernel
 //! answer the peer's late bytes with a reset, which destroys the close frame in its buffer.
 
+use crate::client_addr::Client;
 use crate::frame::{self, CloseCode};
 use crate::presence::PresenceMark;
 use crate::sync::lock;
@@ -34,7 +35,7 @@ use crate::timer::Timer;
 use crate::transport::Transport;
 use crate::writer_pool::WriterPool;
 use std::collections::VecDeque;
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -165,7 +166,8 @@ struct State {
 #[derive(Debug)]
 pub struct Outbox {
     stream: Arc<dyn Transport>,
-    peer: SocketAddr,
+    /// Who is at the other end, for logs.
+    peer: Client,
     writers: Arc<Writers>,
     state: Mutex<State>,
     /// Signalled whenever the queue is written empty or the connection dies.
@@ -206,10 +208,10 @@ pub struct Queued {
 
 impl Outbox {
     /// A new, empty outbox writing to `stream`.
-    pub fn new(stream: Arc<dyn Transport>, peer: SocketAddr, writers: Arc<Writers>) -> Self {
+    pub fn new(stream: Arc<dyn Transport>, peer: impl Into<Client>, writers: Arc<Writers>) -> Self {
         Outbox {
             stream,
-            peer,
+            peer: peer.into(),
             writers,
             state: Mutex::new(State {
                 phase: Phase::Open,
@@ -234,8 +236,8 @@ impl Outbox {
         !st.writing && st.queue.is_empty()
     }
 
-    /// The peer's address, for logs.
-    pub fn peer(&self) -> SocketAddr {
+    /// Who is at the other end, for logs.
+    pub fn peer(&self) -> Client {
         self.peer
     }
 

@@ -60,7 +60,7 @@ impl Transport for Socket {
 fn outbox_with(socket: &Arc<Socket>, limits: QueueLimits, linger: Duration) -> Arc<Outbox> {
     Arc::new(Outbox::new(
         socket.clone(),
-        "127.0.0.1:1".parse().unwrap(),
+        "127.0.0.1:1".parse::<std::net::SocketAddr>().unwrap(),
         Writers::new(limits, linger),
     ))
 }

@@ -15,7 +15,7 @@ fn outbox(writers: &Arc<Writers>) -> (Arc<Outbox>, Arc<MemoryTransport>) {
     let transport = Arc::new(MemoryTransport::new(Vec::new()));
     let outbox = Outbox::new(
         transport.clone(),
-        "127.0.0.1:1".parse().unwrap(),
+        "127.0.0.1:1".parse::<std::net::SocketAddr>().unwrap(),
         Arc::clone(writers),
     );
     (Arc::new(outbox), transport)

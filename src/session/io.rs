@@ -109,7 +109,7 @@ mod tests {
         };
         let outbox = Arc::new(Outbox::new(
             Arc::new(MemoryTransport::new(input.clone())),
-            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:1".parse::<std::net::SocketAddr>().unwrap(),
             Writers::new(limits, Duration::from_secs(1)),
         ));
         let mut io = SessionIo::new(&outbox);
