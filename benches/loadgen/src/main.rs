@@ -5,6 +5,8 @@
 //!   loadgen bcast-latency    --url ws://127.0.0.1:P/chat [--members 100 --msgs 1000 --size 64 --warmup 200]
 //!   loadgen bcast-throughput --url ws://127.0.0.1:P/chat [--members 100 --window 64 --msgs 10000]
 //!   loadgen stalled          --url ws://127.0.0.1:P/chat --server-pid PID [--members 10 --msgs 5000 --size 4096 --window 64]
+//!   loadgen burst            --url ws://127.0.0.1:P/chat --server-pid PID [--members 100 --msgs 50 --size 64]
+//!   loadgen storm            --url ws://127.0.0.1:P/chat --server-pid PID [--members 5000 --wave 100]
 //!   loadgen idle             --url ws://127.0.0.1:P/echo --server-pid PID [--conns 5000 --idle-secs 10]
 //!   loadgen static           --url http://127.0.0.1:P/f10k.bin --size 10240 --label 10k [--duration 5 --conns 50 --wrk wrk]
 //!   loadgen free-port        prints a currently free loopback port
@@ -13,9 +15,11 @@
 //! Common: --server-pid PID (server CPU/RSS from /proc), --timeout SECS, --tag KEY=VALUE
 //! (copied into the JSON line). Exit status 0 when the line says "ok": true, 1 otherwise.
 
+mod burst;
 mod net;
 mod report;
 mod scenarios;
+mod storm;
 mod util;
 mod ws;
 
@@ -63,6 +67,8 @@ fn main() {
         "bcast-latency" => scenarios::broadcast(&args, "bcast-latency", 1, 1000),
         "bcast-throughput" => scenarios::broadcast(&args, "bcast-throughput", 64, 10_000),
         "stalled" => scenarios::stalled(&args),
+        "burst" => burst::burst(&args),
+        "storm" => storm::storm(&args),
         "idle" => scenarios::idle(&args),
         "static" => scenarios::static_files(&args),
         _ => {

@@ -12,6 +12,10 @@ pub struct Net {
     events: Events,
     pub conns: Vec<Conn>,
     registered: Vec<bool>,
+    /// A connection whose pending write fails is handed to the caller as ready (its read
+    /// then reports the end) instead of failing `wait`: for scenarios where the server may
+    /// close members and the rest must go on.
+    pub lenient_writes: bool,
 }
 
 /// What reading one connection to exhaustion found besides its messages.
@@ -30,6 +34,7 @@ impl Net {
             events: Events::with_capacity(4096),
             registered: vec![false; conns.len()],
             conns,
+            lenient_writes: false,
         };
         for i in 0..net.conns.len() {
             net.conns[i].set_nonblocking()?;
@@ -70,10 +75,15 @@ impl Net {
         }
         for ev in self.events.iter() {
             let i = ev.token().0;
+            let mut write_failed = false;
             if ev.is_writable() && self.conns[i].pending_write() {
-                self.conns[i].flush()?;
+                match self.conns[i].flush() {
+                    Ok(_) => {}
+                    Err(_) if self.lenient_writes => write_failed = true,
+                    Err(e) => return Err(e),
+                }
             }
-            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+            if write_failed || ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                 ready.push(i);
             }
         }

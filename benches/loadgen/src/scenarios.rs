@@ -8,24 +8,24 @@ use serde_json::{json, Value};
 use std::io;
 use std::time::{Duration, Instant};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn ioe(e: io::Error) -> String {
+pub(crate) fn ioe(e: io::Error) -> String {
     e.to_string()
 }
 
-fn pid_arg(a: &Args) -> Result<Option<u32>, String> {
+pub(crate) fn pid_arg(a: &Args) -> Result<Option<u32>, String> {
     match a.str("server-pid") {
         None => Ok(None),
         Some(p) => p.parse().map(Some).map_err(|_| "--server-pid: bad pid".to_string()),
     }
 }
 
-fn mib(kib: u64) -> f64 {
+pub(crate) fn mib(kib: u64) -> f64 {
     round(kib as f64 / 1024.0, 1)
 }
 
-fn opt(v: Option<f64>, digits: i32) -> Value {
+pub(crate) fn opt(v: Option<f64>, digits: i32) -> Value {
     match v {
         Some(v) if v.is_finite() => json!(round(v, digits)),
         _ => Value::Null,
@@ -189,12 +189,18 @@ pub fn echo(a: &Args) -> Result<Value, String> {
 // ===================================================================== chat
 
 #[derive(Clone, Copy, Debug)]
-enum ChatEv {
+pub(crate) enum ChatEv {
     /// A live chat message: sequence number, sender index parsed from `from`, text length.
     Msg { seq: u64, from: Option<u32>, len: usize },
     Backlog,
-    Join,
+    /// A join notice; `who` is the member index of the name.
+    Join { who: Option<u32> },
     Leave,
+    /// Merged notices for a member that fell behind (`{"type":"presence","joined":[..],"left":[..]}`):
+    /// how many left and the highest member index among those who joined.
+    Presence { left: u32, max_joined: Option<u32> },
+    /// The whole room at once (`{"type":"members","members":[..]}`): its highest member index.
+    Members { max_index: Option<u32> },
     Welcome { members: usize },
     Refused,
     Other,
@@ -203,7 +209,7 @@ enum ChatEv {
     Close(Option<u16>),
 }
 
-fn digits(b: &[u8]) -> Option<u64> {
+pub(crate) fn digits(b: &[u8]) -> Option<u64> {
     let end = b.iter().position(|c| !c.is_ascii_digit()).unwrap_or(b.len());
     if end == 0 {
         return None;
@@ -212,11 +218,11 @@ fn digits(b: &[u8]) -> Option<u64> {
 }
 
 /// Member names are `m<index>`.
-fn member_index(name: &[u8]) -> Option<u32> {
+pub(crate) fn member_index(name: &[u8]) -> Option<u32> {
     name.strip_prefix(b"m").and_then(digits).map(|v| v as u32)
 }
 
-fn parse_chat(f: Frame<'_>) -> ChatEv {
+pub(crate) fn parse_chat(f: Frame<'_>) -> ChatEv {
     match f {
         Frame::Close(c) => ChatEv::Close(c),
         Frame::Binary(_) => ChatEv::Binary,
@@ -226,7 +232,7 @@ fn parse_chat(f: Frame<'_>) -> ChatEv {
 
 /// Fast path for the common `{"type":"message",...}` shape (our texts and names never need
 /// escaping, so string values end at the next quote); anything else goes through serde_json.
-fn parse_chat_text(t: &[u8]) -> ChatEv {
+pub(crate) fn parse_chat_text(t: &[u8]) -> ChatEv {
     if memmem::find(t, br#""type":"message""#).is_some() && memmem::find(t, br#""backlog""#).is_none() {
         if let (Some(tp), Some(fp)) = (memmem::find(t, br#""text":""#), memmem::find(t, br#""from":""#)) {
             let text = &t[tp + 8..];
@@ -257,8 +263,24 @@ fn parse_chat_text(t: &[u8]) -> ChatEv {
                 None => ChatEv::Bad,
             }
         }
-        Some("join") => ChatEv::Join,
+        Some("join") => ChatEv::Join {
+            who: v.get("name").and_then(Value::as_str).and_then(|s| member_index(s.as_bytes())),
+        },
         Some("leave") => ChatEv::Leave,
+        Some("presence") => {
+            let names = |key: &str| -> Vec<u32> {
+                let list = v.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+                list.iter().filter_map(|n| n.as_str().and_then(|s| member_index(s.as_bytes()))).collect()
+            };
+            let (joined, left) = (names("joined"), names("left"));
+            ChatEv::Presence { left: left.len() as u32, max_joined: joined.iter().copied().max() }
+        }
+        Some("members") => ChatEv::Members {
+            max_index: v
+                .get("members")
+                .and_then(Value::as_array)
+                .and_then(|a| a.iter().filter_map(|n| n.as_str().and_then(|s| member_index(s.as_bytes()))).max()),
+        },
         Some("welcome") => ChatEv::Welcome {
             members: v.get("members").and_then(Value::as_array).map(|a| a.len()).unwrap_or(usize::MAX),
         },
@@ -269,9 +291,10 @@ fn parse_chat_text(t: &[u8]) -> ChatEv {
 }
 
 /// Connects `n` members to /chat and joins them one after another as m0, m1, ...
-/// Then waits until every member has seen the join notices of those after it.
+/// Then waits until every member has seen the join notices of those after it (one by one
+/// and in order, or merged into a `presence` or `members` event).
 /// Members listed in `stalled` are deregistered right after joining and never read again.
-fn chat_setup(t: &Target, n: usize, stalled: &[usize], deadline: Instant) -> Result<Net, String> {
+pub(crate) fn chat_setup(t: &Target, n: usize, stalled: &[usize], deadline: Instant) -> Result<Net, String> {
     let mut conns = Vec::with_capacity(n);
     for i in 0..n {
         let mut c = Conn::connect(t.addr, &t.path, CONNECT_TIMEOUT, 1000 + i as u64)
@@ -307,7 +330,9 @@ fn chat_setup(t: &Target, n: usize, stalled: &[usize], deadline: Instant) -> Res
     for &s in stalled {
         net.deregister(s).map_err(ioe)?;
     }
-    let mut joins = vec![0usize; n];
+    // known[i]: how many of the members after m<i> it has been told about. They join in
+    // index order, so a complete and ordered stream of notices names m<i+known[i]+1> next.
+    let mut known = vec![0usize; n];
     let mut pending: usize = (0..n).filter(|i| !stalled.contains(i)).map(|i| n - 1 - i).sum();
     let mut ready = Vec::new();
     let mut evs = Vec::new();
@@ -320,17 +345,28 @@ fn chat_setup(t: &Target, n: usize, stalled: &[usize], deadline: Instant) -> Res
             evs.clear();
             let end = net.read_conn(i, &mut evs, |f, _| parse_chat(f)).map_err(ioe)?;
             for ev in &evs {
-                match ev {
-                    ChatEv::Join => {
-                        joins[i] += 1;
-                        if joins[i] > n - 1 - i {
-                            return Err(format!("member {i}: more join notices than members joined after it"));
+                let upto = match *ev {
+                    ChatEv::Join { who } => {
+                        let next = (i + known[i] + 1) as u32;
+                        if who != Some(next) {
+                            return Err(format!("member {i}: join notice for {who:?}, expected m{next}"));
                         }
-                        pending -= 1;
+                        Some(next)
                     }
+                    ChatEv::Presence { max_joined, .. } => max_joined,
+                    ChatEv::Members { max_index } => max_index,
                     // A reused server: history and earlier members' leave notices.
-                    ChatEv::Backlog | ChatEv::Leave => {}
+                    ChatEv::Backlog | ChatEv::Leave => None,
                     other => return Err(format!("member {i}: unexpected {other:?} while waiting for joins")),
+                };
+                if let Some(upto) = upto.map(|m| m as usize) {
+                    if upto >= n {
+                        return Err(format!("member {i}: told about m{upto}, who never joined"));
+                    }
+                    if upto > i + known[i] {
+                        pending -= upto - i - known[i];
+                        known[i] = upto - i;
+                    }
                 }
             }
             if end.eof {
@@ -462,7 +498,15 @@ fn chat_phase(
                         }
                     }
                     ChatEv::Leave => st.leaves += 1,
-                    ChatEv::Join | ChatEv::Backlog | ChatEv::Other | ChatEv::Welcome { .. } => st.other += 1,
+                    ChatEv::Presence { left, .. } => {
+                        st.leaves += left as u64;
+                        st.other += 1;
+                    }
+                    ChatEv::Join { .. }
+                    | ChatEv::Members { .. }
+                    | ChatEv::Backlog
+                    | ChatEv::Other
+                    | ChatEv::Welcome { .. } => st.other += 1,
                     ChatEv::Bad | ChatEv::Binary | ChatEv::Refused => st.bad += 1,
                     ChatEv::Close(c) => {
                         if is_live[i] {
@@ -504,7 +548,7 @@ fn chat_clean(st: &ChatStats) -> bool {
         && st.bad == 0
 }
 
-fn merge(mut a: Value, b: Value) -> Value {
+pub(crate) fn merge(mut a: Value, b: Value) -> Value {
     if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
         a.extend(b);
     }

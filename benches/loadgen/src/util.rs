@@ -226,7 +226,13 @@ impl CpuWindow {
     }
     /// (server CPU % of one core, client CPU %), over the wall time since start.
     pub fn end(&self) -> (Option<f64>, f64) {
-        let wall = self.t0.elapsed().as_secs_f64().max(1e-9);
+        self.end_over(self.t0.elapsed())
+    }
+
+    /// Like `end`, but the CPU used so far is divided by `active` (the part of the window in
+    /// which anything happened, when a scenario ends by waiting for a quiet spell).
+    pub fn end_over(&self, active: Duration) -> (Option<f64>, f64) {
+        let wall = active.as_secs_f64().max(1e-9);
         let server = self.pid.and_then(|p| cpu_secs(p).ok()).map(|s| (s - self.server0) / wall * 100.0);
         (server, (self_cpu_secs() - self.client0) / wall * 100.0)
     }

@@ -77,13 +77,29 @@ pub struct Conn {
     pub eof: bool,
     /// The last read returned less than it had room for: the socket was drained.
     pub last_read_short: bool,
+    /// How far a streaming peer may grow the receive buffer (one larger frame still gets
+    /// room). Thousands of connections lower it to keep the generator small.
+    pub rbuf_cap: usize,
     rng: Rng,
+}
+
+/// A connection whose upgrade request is sent but whose `101` is not read yet, so many
+/// upgrades can be in flight at once (`Conn::start` for each, then `finish` for each).
+pub struct PendingUpgrade {
+    conn: Conn,
+    key: String,
+    deadline: Instant,
 }
 
 impl Conn {
     /// Connects and performs the opening handshake (blocking, bounded by `timeout`).
     /// The socket is left blocking with `timeout` as its read timeout.
     pub fn connect(addr: SocketAddr, path: &str, timeout: Duration, seed: u64) -> io::Result<Conn> {
+        Conn::start(addr, path, timeout, seed)?.finish()
+    }
+
+    /// Connects and sends the upgrade request without waiting for the reply.
+    pub fn start(addr: SocketAddr, path: &str, timeout: Duration, seed: u64) -> io::Result<PendingUpgrade> {
         let sock = TcpStream::connect_timeout(&addr, timeout)?;
         sock.set_nodelay(true)?;
         sock.set_read_timeout(Some(timeout))?;
@@ -111,55 +127,11 @@ impl Conn {
             close_sent: false,
             eof: false,
             last_read_short: false,
+            rbuf_cap: 256 * 1024,
             rng,
         };
         conn.sock.write_all(req.as_bytes())?;
-        let deadline = Instant::now() + timeout;
-        let head_end = loop {
-            if let Some(p) = memchr::memmem::find(&conn.rbuf[..conn.rend], b"\r\n\r\n") {
-                break p + 4;
-            }
-            if conn.rend > 16 * 1024 || Instant::now() > deadline {
-                return Err(err("no complete response head to the upgrade"));
-            }
-            if conn.fill()? == 0 {
-                return Err(err(format!(
-                    "connection closed during the handshake: {:?}",
-                    String::from_utf8_lossy(&conn.rbuf[..conn.rend])
-                )));
-            }
-        };
-        let head = String::from_utf8_lossy(&conn.rbuf[..head_end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status = lines.next().unwrap_or("");
-        if !status.starts_with("HTTP/1.1 101") {
-            return Err(err(format!("upgrade refused: {status:?}")));
-        }
-        let mut sha = Sha1::new();
-        sha.update(key.as_bytes());
-        sha.update(GUID.as_bytes());
-        let want = base64::engine::general_purpose::STANDARD.encode(sha.finalize());
-        let mut accept_ok = false;
-        let (mut upgrade_ok, mut connection_ok) = (false, false);
-        for line in lines {
-            if let Some((k, v)) = line.split_once(':') {
-                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-                match k.as_str() {
-                    "sec-websocket-accept" => accept_ok = v == want,
-                    "upgrade" => upgrade_ok = v.eq_ignore_ascii_case("websocket"),
-                    "connection" => {
-                        connection_ok = v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-                    }
-                    "sec-websocket-extensions" => return Err(err("server chose an extension we did not offer")),
-                    _ => {}
-                }
-            }
-        }
-        if !(accept_ok && upgrade_ok && connection_ok) {
-            return Err(err(format!("bad 101 response: {head:?}")));
-        }
-        conn.rstart = head_end;
-        Ok(conn)
+        Ok(PendingUpgrade { conn, key, deadline: Instant::now() + timeout })
     }
 
     pub fn set_nonblocking(&mut self) -> io::Result<()> {
@@ -190,7 +162,7 @@ impl Conn {
         self.last_read_short = n < spare;
         self.rend += n;
         // A full read means the peer is streaming: give it a bigger buffer next time.
-        if self.rend == self.rbuf.len() && self.rbuf.len() < 256 * 1024 {
+        if self.rend == self.rbuf.len() && self.rbuf.len() < self.rbuf_cap {
             let n = self.rbuf.len() * 2;
             self.rbuf.resize(n, 0);
         }
@@ -388,5 +360,57 @@ impl Conn {
                 return Err(err("connection closed by the server"));
             }
         }
+    }
+}
+
+impl PendingUpgrade {
+    /// Reads and verifies the `101` (blocking, bounded by the timeout given to `start`).
+    pub fn finish(self) -> io::Result<Conn> {
+        let PendingUpgrade { mut conn, key, deadline } = self;
+        let head_end = loop {
+            if let Some(p) = memchr::memmem::find(&conn.rbuf[..conn.rend], b"\r\n\r\n") {
+                break p + 4;
+            }
+            if conn.rend > 16 * 1024 || Instant::now() > deadline {
+                return Err(err("no complete response head to the upgrade"));
+            }
+            if conn.fill()? == 0 {
+                return Err(err(format!(
+                    "connection closed during the handshake: {:?}",
+                    String::from_utf8_lossy(&conn.rbuf[..conn.rend])
+                )));
+            }
+        };
+        let head = String::from_utf8_lossy(&conn.rbuf[..head_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap_or("");
+        if !status.starts_with("HTTP/1.1 101") {
+            return Err(err(format!("upgrade refused: {status:?}")));
+        }
+        let mut sha = Sha1::new();
+        sha.update(key.as_bytes());
+        sha.update(GUID.as_bytes());
+        let want = base64::engine::general_purpose::STANDARD.encode(sha.finalize());
+        let mut accept_ok = false;
+        let (mut upgrade_ok, mut connection_ok) = (false, false);
+        for line in lines {
+            if let Some((k, v)) = line.split_once(':') {
+                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
+                match k.as_str() {
+                    "sec-websocket-accept" => accept_ok = v == want,
+                    "upgrade" => upgrade_ok = v.eq_ignore_ascii_case("websocket"),
+                    "connection" => {
+                        connection_ok = v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+                    }
+                    "sec-websocket-extensions" => return Err(err("server chose an extension we did not offer")),
+                    _ => {}
+                }
+            }
+        }
+        if !(accept_ok && upgrade_ok && connection_ok) {
+            return Err(err(format!("bad 101 response: {head:?}")));
+        }
+        conn.rstart = head_end;
+        Ok(conn)
     }
 }
