@@ -71,9 +71,11 @@ USAGE:
     wschat [OPTIONS]
 
 ENDPOINTS:
-    /          the chat page (static files)
-    /chat      the chat room (WebSocket)
-    /echo      echoes every message back (WebSocket)
+    /            the chat page (static files); /#NAME opens room NAME
+    /chat        the chat room lobby (WebSocket)
+    /chat/NAME   the chat room NAME (WebSocket)
+    /echo        echoes every message back (WebSocket)
+    /healthz     200 while the server takes connections
 
 OPTIONS:
 ",

@@ -22,6 +22,17 @@ pub struct Config {
     pub trace_handshake: bool,
     /// How many past chat messages a newcomer receives. Default 50 (`--history`).
     pub history: usize,
+    /// Where history is kept. Default none: `$STATE_DIRECTORY`, else
+    /// `$XDG_STATE_HOME/wschat`, else `~/.local/state/wschat` (`--data`).
+    pub data: Option<PathBuf>,
+    /// Keep history in memory only, losing it with the process. Default off (`--ephemeral`).
+    pub ephemeral: bool,
+    /// Each message reaches the disk (`fdatasync`) before anyone receives it, so it survives
+    /// a power loss too. Default off (`--fsync`).
+    pub fsync: bool,
+    /// Messages kept on disk per room; older ones are dropped by compaction. Default 10,000
+    /// (`--history-keep`).
+    pub history_keep: usize,
     /// Largest chat message in bytes; a larger one closes the connection with 1009.
     /// Default 4096 (`--max-message`).
     pub max_chat_message: usize,
@@ -78,6 +89,10 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             trace_handshake: false,
             history: 50,
+            data: None,
+            ephemeral: false,
+            fsync: false,
+            history_keep: 10_000,
             max_chat_message: 4096,
             max_echo_message: 16 << 20,
             max_connections: 10_000,

@@ -127,7 +127,7 @@ impl Connection<'_> {
         }
     }
 
-    /// What `/healthz` checks: that new connections are still taken.
+    /// What `/healthz` checks: that new connections are still taken and history is stored.
     fn health_checks(&self) -> Vec<health::Check> {
         let shared = self.shared;
         let stopping = shared.stopping.load(Ordering::SeqCst);
@@ -140,6 +140,11 @@ impl Connection<'_> {
                 (open >= max)
                     .then(|| format!("{open} of {max} connections open (--max-connections)")),
             ),
+            health::Check::new("history", {
+                let failing = shared.rooms.failing();
+                (!failing.is_empty())
+                    .then(|| format!("cannot store messages in room(s) {}", failing.join(", ")))
+            }),
         ]
     }
 

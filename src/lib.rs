@@ -42,6 +42,7 @@ pub mod connection;
 pub mod frame;
 pub mod handshake;
 pub mod health;
+pub mod history;
 pub mod http;
 pub mod httpdate;
 pub mod log;

@@ -45,6 +45,16 @@ pub fn log(args: fmt::Arguments<'_>) {
     };
 }
 
+/// The time now as RFC 3339 UTC with milliseconds, as log lines start.
+pub fn timestamp_now() -> String {
+    let mut out = String::with_capacity(24);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    push_timestamp(&mut out, now);
+    out
+}
+
 /// Appends the instant `since_epoch` after 1970-01-01T00:00:00Z as RFC 3339 UTC with
 /// milliseconds, truncated: `2026-12-02T02:16:13.329Z`.
 fn push_timestamp(out: &mut String, since_epoch: Duration) {

@@ -25,11 +25,11 @@ fn main() -> ExitCode {
         }
         Err(message) => return usage_error(&message),
     };
-    let addr = config.addr.clone();
     let server = match Server::bind(config) {
         Ok(server) => server,
         Err(e) => {
-            eprintln!("wschat: cannot listen on {addr}: {e}");
+            // The error says what could not be done: listen, or keep history.
+            eprintln!("wschat: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -46,6 +46,12 @@ fn main() -> ExitCode {
     let _ = stdout.flush();
     drop(stdout);
 
+    // A history write past the file size limit (RLIMIT_FSIZE) must fail with EFBIG, refusing
+    // that one message, rather than kill the process (SIGXFSZ's default action).
+    let noted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGXFSZ, noted) {
+        eprintln!("wschat: cannot handle SIGXFSZ ({e}); a file size limit would stop the server");
+    }
     match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,

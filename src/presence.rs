@@ -4,10 +4,11 @@
 //! Each join or leave is one entry in the room's [`Roster`]. A member's outbox does not hold a
 //! frame per entry but a [`PresenceMark`]: "tell this member about entries `after+1..=upto`",
 //! and a mark that is still waiting when the next entry comes is simply extended. The frame is
-//! made when the mark is written: a single entry is today's `join` or `leave` event, so a member
-//! that keeps up sees exactly those; several become one `presence` event with who joined and
-//! who left since. A join storm of n members thus costs each member one waiting mark, not n
-//! frames (n² in all).
+//! made when the mark is written: up to [`MERGE_AFTER`] entries are written as today's `join`
+//! and `leave` events, one each, so a member that keeps up sees exactly those even when its
+//! writer was a moment late; more become one `presence` event with who joined and who left
+//! since. A join storm of n members thus costs each member one waiting mark, not n frames (n²
+//! in all).
 //!
 //! The roster keeps the last entries, four per member present and at least [`MIN_KEPT`], so an
 //! empty room costs little. A mark older than that (a member very far behind) is written as
@@ -19,6 +20,9 @@ use crate::sync::lock;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use tungstenite::Bytes;
+
+/// Most entries written one by one; a longer run is merged into one `presence` event.
+pub const MERGE_AFTER: u64 = 16;
 
 /// Fewest entries kept for marks still waiting to be written.
 pub const MIN_KEPT: usize = 256;
@@ -85,8 +89,9 @@ impl Roster {
         lock(&self.log).last()
     }
 
-    /// The frame telling a member about entries `after+1..=upto`; `None` when they add up to
-    /// nothing (someone came and went while the member was behind).
+    /// The frames telling a member about entries `after+1..=upto`, one after the other in one
+    /// buffer; `None` when they add up to nothing (someone came and went while the member was
+    /// far behind).
     fn render(&self, after: u64, upto: u64) -> Option<Bytes> {
         let log = lock(&self.log);
         if after < log.first {
@@ -96,14 +101,16 @@ impl Roster {
         let skip = usize::try_from(after - log.first).unwrap_or(usize::MAX);
         let take = usize::try_from(upto.saturating_sub(after)).unwrap_or(usize::MAX);
         let changes = log.changes.iter().skip(skip).take(take);
-        if take == 1 {
-            if let Some(change) = log.changes.get(skip) {
+        if upto - after <= MERGE_AFTER {
+            let mut frames = Vec::new();
+            for change in changes {
                 let event = match change {
                     Change::Joined(name) => Event::Join { name },
                     Change::Left(name) => Event::Leave { name },
                 };
-                return Some(frame::text(&event.to_json()));
+                frames.extend_from_slice(&frame::text(&event.to_json()));
             }
+            return (!frames.is_empty()).then(|| Bytes::from(frames));
         }
         let (joined, left) = net_effect(changes);
         if joined.is_empty() && left.is_empty() {
@@ -197,29 +204,46 @@ mod tests {
     }
 
     #[test]
-    fn a_run_of_entries_is_one_merged_notice_of_the_net_effect() {
+    fn a_short_run_is_told_one_by_one_and_a_long_one_merged() {
         let roster = Roster::new();
         let before = roster.record(Change::Joined(name("carol")));
         let mut mark = PresenceMark::new(&roster, before, before);
-        for change in [
-            Change::Joined(name("alice")),
-            Change::Joined(name("bob")),
-            Change::Left(name("alice")),
-            Change::Left(name("carol")),
-            Change::Joined(name("dave")),
-            Change::Joined(name("carol")),
-        ] {
+        for change in [Change::Joined(name("alice")), Change::Left(name("alice"))] {
             let n = roster.record(change);
             assert!(mark.absorb(&PresenceMark::new(&roster, n - 1, n)));
         }
+        let frames = mark.render().unwrap();
+        let join = frame::text(r#"{"type":"join","name":"alice"}"#);
+        let leave = frame::text(r#"{"type":"leave","name":"alice"}"#);
+        assert_eq!(frames, [join, leave].concat());
+        let mut mark = PresenceMark::new(&roster, roster.last(), roster.last());
+        let mut changes = vec![Change::Left(name("carol")), Change::Joined(name("carol"))];
+        for i in 0..MERGE_AFTER {
+            changes.push(Change::Joined(name(&format!("m{i}"))));
+        }
+        changes.push(Change::Left(name("m0")));
+        for change in changes {
+            let n = roster.record(change);
+            assert!(mark.absorb(&PresenceMark::new(&roster, n - 1, n)));
+        }
+        let joined: Vec<String> = (1..MERGE_AFTER).map(|i| format!("\"m{i}\"")).collect();
         assert_eq!(
             text(&mark.render().unwrap()),
-            r#"{"type":"presence","joined":["bob","dave"],"left":[]}"#
+            format!(
+                r#"{{"type":"presence","joined":[{}],"left":[]}}"#,
+                joined.join(",")
+            )
         );
-        // Someone who came and went while the member was behind: nothing to tell.
-        let came = roster.record(Change::Joined(name("eve")));
-        let went = roster.record(Change::Left(name("eve")));
-        assert_eq!(PresenceMark::new(&roster, came - 1, went).render(), None);
+        // Someone who came and went while the member was far behind: nothing to tell.
+        let from = roster.last();
+        for i in 0..MERGE_AFTER {
+            roster.record(Change::Joined(name(&format!("e{i}"))));
+            roster.record(Change::Left(name(&format!("e{i}"))));
+        }
+        assert_eq!(
+            PresenceMark::new(&roster, from, roster.last()).render(),
+            None
+        );
         // A mark that does not continue this one is not taken in.
         assert!(!mark.absorb(&PresenceMark::new(&roster, 0, 1)));
     }

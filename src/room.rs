@@ -10,6 +10,14 @@
 //! Joins and leaves go through the room's [`Roster`]: a member that has fallen behind gets
 //! them merged into one notice (see [`crate::presence`]).
 //!
+//! History: with a [`RoomLog`] each message is appended to the room's file under the lock,
+//! before it is queued to anyone, so the file's order is the room's order and nobody receives
+//! a message that is not stored. A message that cannot be stored is refused to its sender
+//! (`not-sent`) and reaches no one. With `--fsync` the room waits for the disk first, sharing
+//! one sync among the senders of a moment ([`GroupSync`]): messages wait in `pending`, in
+//! order, and whoever finds them synced delivers them. This file I/O is the one thing done
+//! under the room's lock, since it is what orders the room.
+//!
 //! A [`Membership`] leaves the room when dropped, so a member whose thread ends in any way (an
 //! error, a closed socket, a panic) is removed, and its leave is announced. A member whose
 //! outgoing queue overflows is closed by its outbox and leaves at once, in the same critical
@@ -18,6 +26,7 @@
 
 use crate::chat_protocol::{clean_name, name_key, Event, NameError};
 use crate::frame;
+use crate::history::{Entry, GroupSync, RoomLog};
 use crate::outbox::{Deliveries, Outbox, Queued, When};
 use crate::presence::{Change, PresenceMark, Roster};
 use crate::sync::lock_for_queueing;
@@ -34,11 +43,30 @@ struct Member {
     told: u64,
 }
 
+/// A message stored but not yet on the disk (`--fsync`), waiting to be delivered.
+#[derive(Debug)]
+struct Pending {
+    /// Its number in the group commit.
+    number: u64,
+    /// The file's length before it, to cut back to if its sync fails.
+    offset: u64,
+    from: Arc<str>,
+    text: Arc<str>,
+    sender: u64,
+}
+
 #[derive(Debug, Default)]
 struct State {
     members: Vec<Member>,
     backlog: VecDeque<(Arc<str>, Arc<str>)>,
     next_id: u64,
+    /// The room's file; `None` with `--ephemeral`.
+    log: Option<RoomLog>,
+    /// The last append failed: messages are refused until one succeeds.
+    failing: bool,
+    /// The server has stopped: its history is closed, and messages are refused.
+    closed: bool,
+    pending: VecDeque<Pending>,
 }
 
 /// One chat room. See the module docs.
@@ -48,6 +76,8 @@ pub struct Room {
     state: Mutex<State>,
     roster: Arc<Roster>,
     history: usize,
+    /// With `--fsync`: messages are delivered once on the disk.
+    sync: Option<GroupSync>,
 }
 
 /// Being in a room. Dropping it leaves the room.
@@ -69,33 +99,12 @@ impl Membership {
         &self.room
     }
 
-    /// Queues `text` from this member for everyone else, to be written as `when` says, and
-    /// keeps it for the backlog. A member that has been made to leave (its queue overflowed)
-    /// says nothing more.
+    /// Queues `text` from this member for everyone else, to be written as `when` says, after
+    /// storing it (see the module docs). A message that cannot be stored is refused to the
+    /// member instead. A member that has been made to leave (its queue overflowed) says
+    /// nothing more.
     pub fn say(&self, text: &str, when: When) -> Deliveries {
-        let event = Event::Message {
-            from: &self.name,
-            text,
-            backlog: false,
-        };
-        let frame = frame::text(&event.to_json());
-        let mut st = lock_for_queueing(&self.room.state);
-        if !st.members.iter().any(|m| m.id == self.id) {
-            return Deliveries::default();
-        }
-        let mut deliveries = Deliveries::default();
-        let overflowed = st.each_member(Some(self.id), &mut deliveries, |member| {
-            member.outbox.enqueue(frame.clone(), when)
-        });
-        self.room.remove(&mut st, overflowed, &mut deliveries);
-        if self.room.history > 0 {
-            if st.backlog.len() == self.room.history {
-                st.backlog.pop_front();
-            }
-            st.backlog
-                .push_back((Arc::clone(&self.name), Arc::from(text)));
-        }
-        deliveries
+        self.room.say(self.id, &self.name, text, when)
     }
 }
 
@@ -132,14 +141,211 @@ impl State {
 }
 
 impl Room {
-    /// An empty room called `name` that replays the last `history` messages to newcomers.
+    /// An empty room called `name` that replays the last `history` messages to newcomers,
+    /// kept only in memory.
     pub fn new(name: &str, history: usize) -> Arc<Room> {
         Arc::new(Room {
             name: Arc::from(name),
             state: Mutex::new(State::default()),
             roster: Roster::new(),
             history,
+            sync: None,
         })
+    }
+
+    /// A room whose history is `log`, of which `newest` are the last messages; with `fsync`,
+    /// each message reaches the disk before anyone receives it.
+    pub fn stored(
+        name: &str,
+        history: usize,
+        log: RoomLog,
+        newest: Vec<Entry>,
+        fsync: bool,
+    ) -> std::io::Result<Arc<Room>> {
+        let sync = match fsync {
+            true => Some(GroupSync::new(log.try_clone_file()?, 0)),
+            false => None,
+        };
+        let skip = newest.len().saturating_sub(history);
+        let backlog = newest
+            .into_iter()
+            .skip(skip)
+            .map(|e| (Arc::from(e.from), Arc::from(e.text)))
+            .collect();
+        let state = State {
+            backlog,
+            log: Some(log),
+            ..State::default()
+        };
+        Ok(Arc::new(Room {
+            name: Arc::from(name),
+            state: Mutex::new(state),
+            roster: Roster::new(),
+            history,
+            sync,
+        }))
+    }
+
+    /// Stores and delivers a message of member `id`; see [`Membership::say`].
+    fn say(&self, id: u64, from: &Arc<str>, text: &str, when: When) -> Deliveries {
+        let mut deliveries = Deliveries::default();
+        let mut st = lock_for_queueing(&self.state);
+        let Some(sender) = st.members.iter().find(|m| m.id == id) else {
+            return deliveries;
+        };
+        let sender = Arc::clone(&sender.outbox);
+        let text: Arc<str> = Arc::from(text);
+        if st.closed {
+            let refusal = Event::NotSent {
+                text: &text,
+                reason: "the server is shutting down",
+            };
+            deliveries.push(sender.enqueue(frame::text(&refusal.to_json()), When::Now));
+            return deliveries;
+        }
+        let Some(log) = &mut st.log else {
+            self.deliver(&mut st, id, from, &text, when, &mut deliveries);
+            return deliveries;
+        };
+        let offset = log.len();
+        let entry = Entry {
+            at: crate::log::timestamp_now(),
+            from: from.to_string(),
+            text: text.to_string(),
+        };
+        let stored = log.append(&entry);
+        let compacted = match stored {
+            Ok(compacted) => compacted,
+            Err(e) => {
+                let reason = format!("the server could not store it ({e})");
+                if !st.failing {
+                    st.failing = true;
+                    deliveries.note(format!(
+                        "room {}: {reason}; refusing messages until a write succeeds",
+                        self.name
+                    ));
+                }
+                let refusal = Event::NotSent {
+                    text: &text,
+                    reason: &reason,
+                };
+                deliveries.push(sender.enqueue(frame::text(&refusal.to_json()), When::Now));
+                return deliveries;
+            }
+        };
+        if st.failing {
+            st.failing = false;
+            deliveries.note(format!("room {}: storing messages again", self.name));
+        }
+        let Some(sync) = &self.sync else {
+            self.deliver(&mut st, id, from, &text, when, &mut deliveries);
+            return deliveries;
+        };
+        if compacted {
+            // The compaction synced the new file with everything in it.
+            if let Some(file) = st.log.as_ref().and_then(|log| log.try_clone_file().ok()) {
+                sync.replaced(file);
+            }
+        }
+        let number = sync.append();
+        st.pending.push_back(Pending {
+            number,
+            offset,
+            from: Arc::clone(from),
+            text,
+            sender: id,
+        });
+        drop(st);
+        let synced = sync.sync_through(number);
+        let mut st = lock_for_queueing(&self.state);
+        match synced {
+            Ok(()) => {
+                let upto = sync.synced();
+                while st.pending.front().is_some_and(|p| p.number <= upto) {
+                    let Some(p) = st.pending.pop_front() else {
+                        break;
+                    };
+                    self.deliver(
+                        &mut st,
+                        p.sender,
+                        &p.from,
+                        &p.text,
+                        When::Now,
+                        &mut deliveries,
+                    );
+                }
+            }
+            Err(e) => self.give_up_pending(&mut st, &e, &mut deliveries),
+        }
+        deliveries
+    }
+
+    /// A sync failed: nothing waiting is known to be on the disk, so all of it is cut from
+    /// the file and refused to its senders.
+    fn give_up_pending(&self, st: &mut State, e: &std::io::Error, deliveries: &mut Deliveries) {
+        let Some(first) = st.pending.front() else {
+            return;
+        };
+        let offset = first.offset;
+        let count = st.pending.len();
+        let reason = format!("the server could not store it on the disk ({e})");
+        if let Some(log) = &mut st.log {
+            if let Err(cut) = log.cut_back(offset, count) {
+                deliveries.note(format!(
+                    "room {}: cannot cut back its history: {cut}",
+                    self.name
+                ));
+            }
+        }
+        deliveries.note(format!(
+            "room {}: {reason}: {count} message(s) refused",
+            self.name
+        ));
+        let pending: Vec<Pending> = st.pending.drain(..).collect();
+        for p in pending {
+            if let Some(sender) = st.members.iter().find(|m| m.id == p.sender) {
+                let refusal = Event::NotSent {
+                    text: &p.text,
+                    reason: &reason,
+                };
+                deliveries.push(
+                    sender
+                        .outbox
+                        .enqueue(frame::text(&refusal.to_json()), When::Now),
+                );
+            }
+        }
+        if let Some(sync) = &self.sync {
+            sync.given_up();
+        }
+    }
+
+    /// Queues a stored message for everyone but its sender and keeps it for the backlog.
+    fn deliver(
+        &self,
+        st: &mut State,
+        sender: u64,
+        from: &Arc<str>,
+        text: &Arc<str>,
+        when: When,
+        deliveries: &mut Deliveries,
+    ) {
+        let event = Event::Message {
+            from,
+            text,
+            backlog: false,
+        };
+        let frame = frame::text(&event.to_json());
+        let overflowed = st.each_member(Some(sender), deliveries, |member| {
+            member.outbox.enqueue(frame.clone(), when)
+        });
+        self.remove(st, overflowed, deliveries);
+        if self.history > 0 {
+            if st.backlog.len() == self.history {
+                st.backlog.pop_front();
+            }
+            st.backlog.push_back((Arc::clone(from), Arc::clone(text)));
+        }
     }
 
     /// The room's name.
@@ -222,6 +428,21 @@ impl Room {
             let member = st.members.remove(index);
             self.announce(st, Change::Left(member.name), deliveries);
         }
+    }
+
+    /// Closes the room's history at shutdown: its file is let go, and later messages are
+    /// refused rather than stored where another server may be writing by then.
+    pub fn close_history(&self) {
+        let mut st = lock_for_queueing(&self.state);
+        if st.log.is_some() {
+            st.log = None;
+            st.closed = true;
+        }
+    }
+
+    /// True while the room cannot store messages (its last append failed).
+    pub fn is_failing(&self) -> bool {
+        lock_for_queueing(&self.state).failing
     }
 
     /// The names of everyone in the room, in joining order.

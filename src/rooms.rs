@@ -1,10 +1,13 @@
 //! Every chat room of the server, by name: `/chat` is the default room, `/chat/NAME` the room
-//! NAME. A room is made by its first join and stays (with its history); `--max-rooms` caps how
-//! many there are. A room with no members costs no thread, only its backlog and bookkeeping.
+//! NAME. A room is made by its first join and stays (with its history, which is also what
+//! brings it back after a restart); `--max-rooms` caps how many there are. A room with no
+//! members costs no thread, only its backlog, an open file and bookkeeping.
 
+use crate::history::{RoomLog, Store};
 use crate::room::Room;
 use crate::sync::lock;
 use std::collections::HashMap;
+use std::io;
 use std::sync::{Arc, Mutex};
 
 /// The room `/chat` joins.
@@ -42,17 +45,24 @@ pub fn room_for_path(path: &str) -> Option<Result<String, BadRoomName>> {
     })
 }
 
-/// The cap on rooms was reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TooManyRooms(pub usize);
+/// Why a join to a new room was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomRefused {
+    /// The cap on rooms was reached.
+    TooMany(usize),
+    /// The room's history file could not be made.
+    Storage(String),
+}
 
-impl TooManyRooms {
+impl RoomRefused {
     /// The reason given to the member (a close reason: at most 123 bytes).
-    pub fn reason(self) -> String {
-        format!(
-            "this server has its limit of {} rooms: join an existing one",
-            self.0
-        )
+    pub fn reason(&self) -> String {
+        match self {
+            RoomRefused::TooMany(max) => {
+                format!("this server has its limit of {max} rooms: join an existing one")
+            }
+            RoomRefused::Storage(why) => format!("this room cannot be made now: {why}"),
+        }
     }
 }
 
@@ -62,31 +72,93 @@ pub struct Rooms {
     rooms: Mutex<HashMap<String, Arc<Room>>>,
     max: usize,
     history: usize,
+    /// `None` in memory only, and once closed.
+    store: Mutex<Option<Store>>,
 }
 
 impl Rooms {
-    /// No rooms yet; at most `max`, each replaying `history` messages to newcomers.
+    /// No rooms yet, kept in memory only; at most `max`, each replaying `history` messages to
+    /// newcomers.
     pub fn new(max: usize, history: usize) -> Self {
         Rooms {
             rooms: Mutex::new(HashMap::new()),
             max,
             history,
+            store: Mutex::new(None),
         }
+    }
+
+    /// The rooms kept in `store`, each opened (and repaired) from its log. Returns the lines
+    /// to log about what was found. An error names the file and says why.
+    pub fn open(max: usize, history: usize, store: Store) -> io::Result<(Self, Vec<String>)> {
+        let mut rooms = HashMap::new();
+        let mut notes = Vec::new();
+        let dir = store.dir.rooms();
+        for name in store.dir.room_names()? {
+            if room_for_path(&format!("/chat/{name}")) != Some(Ok(name.clone())) {
+                let path = dir.join(format!("{name}.jsonl"));
+                notes.push(format!("{}: not a room name, left alone", path.display()));
+                continue;
+            }
+            let path = RoomLog::path_in(&dir, &name);
+            let opened = RoomLog::open(&path, store.keep, history).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
+            })?;
+            notes.extend(opened.repairs);
+            let room = Room::stored(&name, history, opened.log, opened.newest, store.fsync)?;
+            rooms.insert(name, room);
+        }
+        let rooms = Rooms {
+            rooms: Mutex::new(rooms),
+            max,
+            history,
+            store: Mutex::new(Some(store)),
+        };
+        Ok((rooms, notes))
     }
 
     /// The room called `name` (a name [`room_for_path`] accepted), made if it is new and the
     /// cap allows.
-    pub fn get_or_create(&self, name: &str) -> Result<Arc<Room>, TooManyRooms> {
+    pub fn get_or_create(&self, name: &str) -> Result<Arc<Room>, RoomRefused> {
         let mut rooms = lock(&self.rooms);
         if let Some(room) = rooms.get(name) {
             return Ok(Arc::clone(room));
         }
         if rooms.len() >= self.max {
-            return Err(TooManyRooms(self.max));
+            return Err(RoomRefused::TooMany(self.max));
         }
-        let room = Room::new(name, self.history);
+        let room = match &*lock(&self.store) {
+            None => Room::new(name, self.history),
+            Some(store) => {
+                let path = RoomLog::path_in(&store.dir.rooms(), name);
+                let opened = RoomLog::open(&path, store.keep, self.history)
+                    .map_err(|e| RoomRefused::Storage(e.to_string()))?;
+                Room::stored(name, self.history, opened.log, opened.newest, store.fsync)
+                    .map_err(|e| RoomRefused::Storage(e.to_string()))?
+            }
+        };
         rooms.insert(name.to_string(), Arc::clone(&room));
         Ok(room)
+    }
+
+    /// Closes every room's history and lets go of the data directory's lock, once the server
+    /// has stopped: another server may then take it over.
+    pub fn close(&self) {
+        let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
+        for room in rooms {
+            room.close_history();
+        }
+        lock(&self.store).take();
+    }
+
+    /// The rooms that cannot store messages right now.
+    pub fn failing(&self) -> Vec<String> {
+        let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
+        rooms
+            .iter()
+            .filter(|room| room.is_failing())
+            .map(|room| room.name().to_string())
+            .collect()
     }
 
     /// How many rooms there are.
@@ -134,11 +206,14 @@ mod tests {
         let a = rooms.get_or_create("a").unwrap();
         assert!(Arc::ptr_eq(&a, &rooms.get_or_create("a").unwrap()));
         rooms.get_or_create("b").unwrap();
-        assert_eq!(rooms.get_or_create("c").unwrap_err(), TooManyRooms(2));
+        assert_eq!(
+            rooms.get_or_create("c").unwrap_err(),
+            RoomRefused::TooMany(2)
+        );
         assert!(
             rooms.get_or_create("b").is_ok(),
             "existing rooms stay reachable"
         );
-        assert!(TooManyRooms(1000).reason().len() <= crate::frame::MAX_CLOSE_REASON);
+        assert!(RoomRefused::TooMany(1000).reason().len() <= crate::frame::MAX_CLOSE_REASON);
     }
 }

@@ -5,6 +5,7 @@ use crate::client_addr;
 use crate::config::Config;
 use crate::connection::{Connection, SHUTTING_DOWN};
 use crate::frame::CloseCode;
+use crate::history::{self, DataDir, Store};
 use crate::http::Response;
 use crate::log;
 use crate::outbox::{Outbox, QueueLimits, When, Writers};
@@ -80,14 +81,22 @@ impl Server {
             })?,
             None => Site::embedded(),
         };
-        let addrs: Vec<SocketAddr> = config.addr.to_socket_addrs()?.collect();
-        let listener = TcpListener::bind(&addrs[..])?;
+        let cannot_listen = |e: io::Error| {
+            io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.addr))
+        };
+        let addrs: Vec<SocketAddr> = config
+            .addr
+            .to_socket_addrs()
+            .map_err(cannot_listen)?
+            .collect();
+        let listener = TcpListener::bind(&addrs[..]).map_err(cannot_listen)?;
+        let rooms = open_rooms(&config)?;
         let limits = QueueLimits {
             bytes: config.queue_bytes,
             messages: (config.queue_messages > 0).then_some(config.queue_messages),
         };
         let shared = Arc::new(Shared {
-            rooms: Arc::new(Rooms::new(config.max_rooms, config.history)),
+            rooms: Arc::new(rooms),
             writers: Writers::new(limits, CLOSE_LINGER),
             site,
             per_ip: PerIpLimit::new(config.max_connections_per_ip),
@@ -143,11 +152,42 @@ impl Server {
         }
         drop(self.listener);
         close_everything(&self.shared);
+        self.shared.rooms.close();
         if let Some(heartbeat) = heartbeat {
             let _ = heartbeat.join();
         }
         Ok(())
     }
+}
+
+/// The rooms, with their history: in memory with `--ephemeral`, else opened from the data
+/// directory, which is created and locked first. Says on stderr where history lives.
+fn open_rooms(config: &Config) -> io::Result<Rooms> {
+    if config.ephemeral {
+        log!("history kept in memory only (--ephemeral)");
+        return Ok(Rooms::new(config.max_rooms, config.history));
+    }
+    let dir = history::dir::choose(config.data.as_deref())
+        .map_err(|why| io::Error::new(io::ErrorKind::NotFound, why))?;
+    let store = Store {
+        dir: DataDir::open(&dir)?,
+        keep: config.history_keep,
+        fsync: config.fsync,
+    };
+    let (rooms, notes) = Rooms::open(config.max_rooms, config.history, store)?;
+    for note in notes {
+        log!("{note}");
+    }
+    log!(
+        "history kept in {} ({} rooms; each message {})",
+        dir.display(),
+        rooms.count(),
+        match config.fsync {
+            true => "synced to the disk before delivery (--fsync)",
+            false => "written before delivery",
+        }
+    );
+    Ok(rooms)
 }
 
 impl ShutdownHandle {

@@ -15,7 +15,7 @@ fn wschat() -> Command {
 /// Starts the binary on a free port and returns it with the address from its first line.
 fn spawn(args: &[&str]) -> (Child, SocketAddr, String) {
     let mut child = wschat()
-        .args(["--addr", "127.0.0.1:0"])
+        .args(["--addr", "127.0.0.1:0", "--ephemeral"])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -243,7 +243,7 @@ fn running_out_of_file_descriptors_refuses_connections_and_recovers() {
     let mut child = Command::new("bash")
         .args([
             "-c",
-            "ulimit -n 32 && exec \"$0\" --addr 127.0.0.1:0",
+            "ulimit -n 32 && exec \"$0\" --addr 127.0.0.1:0 --ephemeral",
             env!("CARGO_BIN_EXE_wschat"),
         ])
         .stdout(Stdio::piped())

@@ -280,7 +280,65 @@ fn seeds() -> Vec<Seed> {
     add("httpdate", httpdate_seeds());
     add("cli", cli_seeds());
     add("server", server_seeds());
+    add("history_log", history_log_seeds());
     all
+}
+
+/// A room's log: whole lines written by the server, and the damage a crash or a disk can do.
+fn history_log_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use wschat::history::line::{encode, Entry};
+    let line = |from: &str, text: &str| {
+        encode(&Entry {
+            at: "2026-12-02T05:22:24.123Z".into(),
+            from: from.into(),
+            text: text.into(),
+        })
+        .into_bytes()
+    };
+    let lines = |n: usize| -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| line("alice", &format!("message {i}")))
+            .collect()
+    };
+    let mut torn = lines(3);
+    torn.extend_from_slice(&line("bob", "cut short")[..40]);
+    let mut damaged = lines(3);
+    damaged[100] ^= 0x20;
+    let mut zeros = lines(2);
+    zeros.extend_from_slice(&[0; 64]);
+    zeros.extend(lines(2));
+    let mut foreign = lines(1);
+    foreign.extend_from_slice(b"{\"at\":\"x\",\"from\":\"eve\",\"text\":\"no crc\"}\n");
+    foreign.extend(lines(1));
+    vec![
+        ("empty", Vec::new()),
+        ("one", line("alice", "hi")),
+        ("many", lines(12)),
+        ("torn-tail", torn),
+        ("damaged-middle", damaged),
+        ("zeros-between", zeros),
+        ("foreign-line", foreign),
+        (
+            "escapes",
+            line(
+                "bob",
+                "quote \" backslash \\ newline \n <tag> & \u{2028} 👩🏽‍⚕️ 𝄞",
+            ),
+        ),
+        ("newlines-only", b"\n\n\n".to_vec()),
+        (
+            "no-newline",
+            line("alice", "x")
+                .into_iter()
+                .filter(|&b| b != b'\n')
+                .collect(),
+        ),
+        ("crlf", {
+            let mut l = line("alice", "crlf");
+            l.insert(l.len() - 1, b'\r');
+            l
+        }),
+    ]
 }
 
 /// `\n` becomes `\r\n`.

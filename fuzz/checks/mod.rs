@@ -15,12 +15,13 @@
 //! [`upgrade`] (RFC 6455 4.2.1) with [`origin`] (same-origin and listed origins), [`static_files`] (the web root), [`frames`] (WebSocket
 //! frames both ways), [`json`] (the parser behind [`chat`]), [`chat`] (chat events and the
 //! room model), [`memory_outbox`] (outboxes without sockets), [`session`], [`server`] (a real
-//! server on loopback), [`httpdate`] and [`cli`].
+//! server on loopback), [`httpdate`], [`cli`] and [`history`] (a room's log file).
 #![allow(dead_code)]
 
 pub mod chat;
 pub mod cli;
 pub mod frames;
+pub mod history;
 pub mod http;
 pub mod httpdate;
 pub mod json;
@@ -33,6 +34,7 @@ pub mod upgrade;
 
 pub use chat::check_chat_input;
 pub use cli::check_cli;
+pub use history::check_history_log;
 pub use http::check_http_head;
 pub use httpdate::check_httpdate;
 pub use server::check_server;
@@ -55,6 +57,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("httpdate", check_httpdate),
     ("cli", check_cli),
     ("server", check_server),
+    ("history_log", check_history_log),
 ];
 
 /// The check for `target`, if there is such a target.

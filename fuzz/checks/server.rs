@@ -32,6 +32,7 @@ fn test_server() -> &'static TestServer {
             root: Some(static_root().root.clone()),
             allowed_origins: vec![ALLOWED_ORIGIN.to_string()],
             history: 0,
+            ephemeral: true,
             max_chat_message: 4096,
             max_echo_message: 64 * 1024,
             ping_interval: Duration::ZERO,

@@ -51,6 +51,33 @@ pub const FLAGS: &[Flag] = &[
         default: |d| d.history.to_string(),
     },
     Flag {
+        name: "--data",
+        takes: Takes::Value("DIR", |c, v| store(&mut c.data, Ok(Some(PathBuf::from(v))))),
+        help: "keep chat history in DIR",
+        default: |d| match &d.data {
+            Some(dir) => dir.display().to_string(),
+            None => "$STATE_DIRECTORY, $XDG_STATE_HOME/wschat or ~/.local/state/wschat".to_string(),
+        },
+    },
+    Flag {
+        name: "--ephemeral",
+        takes: Takes::Nothing(|c| c.ephemeral = true),
+        help: "keep chat history in memory only",
+        default: |d| on_off(d.ephemeral),
+    },
+    Flag {
+        name: "--fsync",
+        takes: Takes::Nothing(|c| c.fsync = true),
+        help: "each message reaches the disk before anyone receives it",
+        default: |d| on_off(d.fsync),
+    },
+    Flag {
+        name: "--history-keep",
+        takes: Takes::Value("N", |c, v| store(&mut c.history_keep, positive(v))),
+        help: "chat messages kept on disk per room",
+        default: |d| d.history_keep.to_string(),
+    },
+    Flag {
         name: "--max-message",
         takes: Takes::Value("BYTES", |c, v| store(&mut c.max_chat_message, positive(v))),
         help: "largest chat message; larger closes with 1009",

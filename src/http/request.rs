@@ -15,7 +15,7 @@ pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// Most header lines accepted. More get 431 (ws CVE-2024-37890 was 2,000 junk headers).
 pub const MAX_HEADERS: usize = 100;
 // The 431 reply names the head limit in KiB.
-const _: () = assert!(MAX_HEAD_BYTES % 1024 == 0);
+const _: () = assert!(MAX_HEAD_BYTES.is_multiple_of(1024));
 
 /// One header line, owned. Values stay bytes: HTTP does not promise UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq)]

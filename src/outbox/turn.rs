@@ -166,27 +166,40 @@ impl Drop for Queued {
     }
 }
 
-/// The frames one event queued for several members, written together.
+/// What an event decided under a lock: the frames it queued for several members, and lines
+/// for the server's log, all written together once the lock is let go.
 #[derive(Debug, Default)]
 #[must_use = "call write() once no lock is held"]
-pub struct Deliveries(Vec<Queued>);
+pub struct Deliveries {
+    queued: Vec<Queued>,
+    notes: Vec<String>,
+}
 
 impl Deliveries {
     /// Adds one member's frame.
     pub fn push(&mut self, queued: Queued) {
-        self.0.push(queued);
+        self.queued.push(queued);
     }
 
-    /// Adds another event's frames, to be written after these.
+    /// Adds a line for the server's log.
+    pub fn note(&mut self, line: String) {
+        self.notes.push(line);
+    }
+
+    /// Adds another event's frames and lines, to be written after these.
     pub fn extend(&mut self, more: Deliveries) {
-        self.0.extend(more.0);
+        self.queued.extend(more.queued);
+        self.notes.extend(more.notes);
     }
 
     /// Writes every frame. While another broadcast is being written by its sender, frames
     /// asked for [`When::Now`] go to the pool instead (see [`Writers`]).
     pub fn write(self) {
+        for line in &self.notes {
+            log!("{line}");
+        }
         let Some(writers) = self
-            .0
+            .queued
             .iter()
             .find_map(|q| q.outbox.as_ref().map(|o| Arc::clone(&o.writers)))
         else {
@@ -194,7 +207,7 @@ impl Deliveries {
         };
         let broadcasting = Broadcasting::start(&writers.broadcasting);
         let busy = broadcasting.others > 0;
-        for mut queued in self.0 {
+        for mut queued in self.queued {
             if busy && queued.when == When::Now {
                 queued.when = When::Later;
             }

@@ -27,8 +27,11 @@ impl TestServer {
     pub fn with(adjust: impl FnOnce(&mut Config)) -> Self {
         // The server's log goes to the test's captured output: shown when the test fails.
         wschat::log::capture::start();
+        // History in memory unless a test gives a directory: tests never write to a default
+        // data directory.
         let mut config = Config {
             addr: "127.0.0.1:0".into(),
+            ephemeral: true,
             ..Config::default()
         };
         adjust(&mut config);
@@ -268,12 +271,18 @@ pub struct Binary {
 }
 
 impl Binary {
-    /// Starts `wschat --addr 127.0.0.1:0 ARGS` and waits for its `listening on` line.
+    /// Starts `wschat --addr 127.0.0.1:0 ARGS` and waits for its `listening on` line. History
+    /// stays in memory unless ARGS name a `--data` directory.
     pub fn start(args: &[&str]) -> Self {
         use std::io::BufRead;
         use std::process::{Command, Stdio};
+        let keep = match args.contains(&"--data") {
+            true => None,
+            false => Some("--ephemeral"),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_wschat"))
             .args(["--addr", "127.0.0.1:0"])
+            .args(keep)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
