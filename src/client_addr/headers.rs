@@ -1,138 +1,9 @@
-//! Who a request really comes from when wschat sits behind a reverse proxy (`--trusted-proxy`).
-//!
-//! Behind nginx or Caddy every TCP peer is the proxy. The proxy names its own client in
-//! `X-Forwarded-For` (the de facto standard) or `Forwarded` (RFC 7239). Anyone can send those
-//! headers, so they are read only on connections from a peer inside a `--trusted-proxy` range,
-//! and only the part that trusted proxies wrote: each proxy appends the address it saw, so the
-//! list is walked from the right, skipping addresses that are themselves trusted proxies, and
-//! the first one that is not is the client. Whatever the client wrote into the header itself
-//! lies further left and is never read, so it cannot choose its own address.
-//!
-//! When both headers are present, `X-Forwarded-For` wins: it is what nginx, Caddy, HAProxy
-//! (`option forwardfor`) and most load balancers set, while they pass a client's `Forwarded`
-//! through untouched (a forgery). A proxy that sets only `Forwarded` must therefore drop any
-//! `X-Forwarded-For` its clients send.
-//!
-//! The parsers are pure functions over header values ([`from_x_forwarded_for`],
-//! [`from_forwarded`]); a malformed header yields a [`Problem`], never a panic, and the caller
-//! falls back to the peer's own address.
+//! The two headers a proxy names its client in: `X-Forwarded-For` and `Forwarded` (RFC
+//! 7239), read from the right as the module docs of [`super`] explain. Pure functions over
+//! header values.
 
-use crate::http::Request;
-use std::fmt;
+use super::cidr::{is_trusted, Cidr};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::str::FromStr;
-
-/// An address range such as `10.0.0.0/8` or `::1/128`; a bare address is a range of one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    /// True when `ip` lies in this range. IPv4 addresses written as IPv6 (`::ffff:10.0.0.1`,
-    /// what a dual-stack socket reports) count as the IPv4 address.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.network, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                mask(u32::from(ip).into(), 32, self.prefix) == u32::from(net).into()
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                mask(u128::from(ip), 128, self.prefix) == u128::from(net)
-            }
-            _ => false,
-        }
-    }
-}
-
-/// `bits` with all but the top `prefix` of its `width` bits cleared.
-fn mask(bits: u128, width: u8, prefix: u8) -> u128 {
-    if prefix == 0 {
-        0
-    } else {
-        let keep = u128::MAX << (width - prefix);
-        bits & keep & (u128::MAX >> (128 - width))
-    }
-}
-
-impl FromStr for Cidr {
-    type Err = String;
-
-    /// Parses `ADDRESS/PREFIX` or a bare `ADDRESS`. Host bits below the prefix are cleared
-    /// (`10.1.2.3/8` is `10.0.0.0/8`).
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let (addr, prefix) = match text.split_once('/') {
-            Some((addr, prefix)) => (addr, Some(prefix)),
-            None => (text, None),
-        };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("expected an address range like 10.0.0.0/8, got {text:?}"))?;
-        let addr = addr.to_canonical();
-        let width = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => width,
-            // Plain decimal digits only: `+8` and `08` are refused rather than read as 8.
-            Some(p) => match p.parse::<u8>() {
-                Ok(n) if n <= width && n.to_string() == p => n,
-                _ => return Err(format!("prefix length must be 0 to {width}, got {text:?}")),
-            },
-        };
-        let network = match addr {
-            IpAddr::V4(ip) => IpAddr::V4((mask(u32::from(ip).into(), 32, prefix) as u32).into()),
-            IpAddr::V6(ip) => IpAddr::V6(mask(u128::from(ip), 128, prefix).into()),
-        };
-        Ok(Cidr { network, prefix })
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
-    }
-}
-
-/// True when `ip` is inside any of the `trusted` ranges.
-pub fn is_trusted(ip: IpAddr, trusted: &[Cidr]) -> bool {
-    trusted.iter().any(|range| range.contains(ip))
-}
-
-/// Who a request comes from: the TCP peer, and the address a trusted proxy named, if any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Client {
-    /// The other end of the TCP connection (the proxy, when there is one).
-    pub peer: SocketAddr,
-    /// The client address a trusted proxy reported; `None` when the peer is the client.
-    pub forwarded: Option<IpAddr>,
-}
-
-impl Client {
-    /// The client's address: the one the proxy reported, else the peer's. This is what
-    /// per-address limits count.
-    pub fn ip(&self) -> IpAddr {
-        self.forwarded.unwrap_or(self.peer.ip()).to_canonical()
-    }
-}
-
-impl From<SocketAddr> for Client {
-    /// A client that is its own TCP peer.
-    fn from(peer: SocketAddr) -> Self {
-        Client {
-            peer,
-            forwarded: None,
-        }
-    }
-}
-
-impl fmt::Display for Client {
-    /// `203.0.113.7 via 127.0.0.1:5555` behind a proxy, the peer `127.0.0.1:5555` otherwise.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.forwarded {
-            Some(ip) => write!(f, "{ip} via {}", self.peer),
-            None => write!(f, "{}", self.peer),
-        }
-    }
-}
 
 /// Why a trusted proxy's forwarding header could not be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,90 +199,10 @@ fn is_tchar(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
 }
 
-/// What [`resolve`] found for one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Resolved {
-    /// The client to log and to count.
-    pub client: Client,
-    /// Set when a trusted proxy sent a header that could not be used; the client is then the
-    /// peer itself.
-    pub problem: Option<Problem>,
-}
-
-/// The client of `request`, received from `peer`. Forwarding headers count only when the peer
-/// is in `trusted`; `X-Forwarded-For` is read when present, else `Forwarded`.
-pub fn resolve(peer: SocketAddr, request: &Request, trusted: &[Cidr]) -> Resolved {
-    let direct = Client {
-        peer,
-        forwarded: None,
-    };
-    if !is_trusted(peer.ip(), trusted) {
-        return Resolved {
-            client: direct,
-            problem: None,
-        };
-    }
-    let found = match request.headers_named("x-forwarded-for").next() {
-        Some(_) => from_x_forwarded_for(request.headers_named("x-forwarded-for"), trusted),
-        None => from_forwarded(request.headers_named("forwarded"), trusted),
-    };
-    match found {
-        Ok(forwarded) => Resolved {
-            client: Client { peer, forwarded },
-            problem: None,
-        },
-        Err(problem) => Resolved {
-            client: direct,
-            problem: Some(problem),
-        },
-    }
-}
-
-/// One connection's requests: resolves each one's client (a proxy's connection may carry many
-/// clients in turn) and logs a malformed forwarding header once per connection, not once per
-/// request.
-#[derive(Debug)]
-pub struct Forwarding<'a> {
-    peer: SocketAddr,
-    trusted: &'a [Cidr],
-    warned: bool,
-}
-
-impl<'a> Forwarding<'a> {
-    /// For a connection from `peer`.
-    pub fn new(peer: SocketAddr, trusted: &'a [Cidr]) -> Self {
-        Forwarding {
-            peer,
-            trusted,
-            warned: false,
-        }
-    }
-
-    /// True when the peer is a trusted proxy, whose requests name their own clients.
-    pub fn peer_is_trusted(&self) -> bool {
-        is_trusted(self.peer.ip(), self.trusted)
-    }
-
-    /// The client of `request`.
-    pub fn client(&mut self, request: &Request) -> Client {
-        let resolved = resolve(self.peer, request, self.trusted);
-        if let Some(problem) = resolved.problem {
-            if !std::mem::replace(&mut self.warned, true) {
-                crate::log!(
-                    "{} trusted proxy sent a malformed forwarding header ({}): using the proxy's address",
-                    self.peer,
-                    problem.reason()
-                );
-            }
-        }
-        resolved.client
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::{parse_head, Parsed};
+
 
     fn cidrs(list: &[&str]) -> Vec<Cidr> {
         list.iter().map(|c| c.parse().unwrap()).collect()
@@ -419,52 +210,6 @@ mod tests {
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
-    }
-
-    #[test]
-    fn ranges_parse_and_contain() {
-        let loopback: Cidr = "127.0.0.0/8".parse().unwrap();
-        assert!(loopback.contains(ip("127.1.2.3")));
-        assert!(!loopback.contains(ip("128.0.0.1")));
-        assert!(loopback.contains(ip("::ffff:127.0.0.1")), "IPv4-mapped");
-        assert!(!loopback.contains(ip("::1")));
-        let one: Cidr = "10.0.0.7".parse().unwrap();
-        assert!(one.contains(ip("10.0.0.7")) && !one.contains(ip("10.0.0.8")));
-        let v6: Cidr = "2001:db8::/32".parse().unwrap();
-        assert!(v6.contains(ip("2001:db8:ffff::1")));
-        assert!(!v6.contains(ip("2001:db9::1")));
-        assert!(!v6.contains(ip("10.0.0.1")));
-        let all: Cidr = "0.0.0.0/0".parse().unwrap();
-        assert!(all.contains(ip("203.0.113.9")) && !all.contains(ip("::1")));
-        let all6: Cidr = "::/0".parse().unwrap();
-        assert!(all6.contains(ip("::1")));
-        assert_eq!(
-            "10.1.2.3/8".parse::<Cidr>().unwrap().to_string(),
-            "10.0.0.0/8"
-        );
-        assert_eq!(
-            "::ffff:10.0.0.0/8".parse::<Cidr>().unwrap().to_string(),
-            "10.0.0.0/8",
-            "an IPv4-mapped range is the IPv4 range"
-        );
-        for bad in [
-            "",
-            "/8",
-            "10.0.0.0/",
-            "10.0.0.0/33",
-            "::/129",
-            "10.0.0.0/+8",
-            "10.0.0.0/08",
-            "10.0.0.0/-1",
-            "10.0.0/8",
-            "localhost",
-            "10.0.0.0/8/8",
-            "[::1]",
-            " 10.0.0.1",
-        ] {
-            let err = bad.parse::<Cidr>().unwrap_err();
-            assert!(!err.contains('\n'), "{err}");
-        }
     }
 
     fn xff(values: &[&str], trusted: &[&str]) -> Result<Option<IpAddr>, Problem> {
@@ -650,51 +395,5 @@ mod tests {
         );
         let long = "for=\"".to_string() + &"\\\"".repeat(3000);
         assert_eq!(fwd(&[&long], &t), Err(Problem::ForwardedSyntax));
-    }
-
-    fn request(headers: &str) -> Request {
-        let head = format!("GET /chat HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
-        match parse_head(head.as_bytes()).unwrap() {
-            Parsed::Complete { request, .. } => request,
-            Parsed::Partial => panic!("partial"),
-        }
-    }
-
-    #[test]
-    fn headers_count_only_from_trusted_peers() {
-        let trusted = cidrs(&["127.0.0.1"]);
-        let proxy: SocketAddr = "127.0.0.1:5555".parse().unwrap();
-        let stranger: SocketAddr = "198.51.100.1:6666".parse().unwrap();
-        let forged = request("X-Forwarded-For: 203.0.113.7\r\n");
-        let from_stranger = resolve(stranger, &forged, &trusted);
-        assert_eq!(from_stranger.client.ip(), ip("198.51.100.1"));
-        assert_eq!(from_stranger.client.to_string(), "198.51.100.1:6666");
-        let from_proxy = resolve(proxy, &forged, &trusted);
-        assert_eq!(from_proxy.client.ip(), ip("203.0.113.7"));
-        assert_eq!(
-            from_proxy.client.to_string(),
-            "203.0.113.7 via 127.0.0.1:5555"
-        );
-        // No header from the proxy: the proxy itself is the client.
-        let plain = resolve(proxy, &request(""), &trusted);
-        assert_eq!(plain.client.forwarded, None);
-        // X-Forwarded-For wins over Forwarded (which a proxy passes through untouched).
-        let both = request("Forwarded: for=192.0.2.1\r\nX-Forwarded-For: 203.0.113.7\r\n");
-        assert_eq!(
-            resolve(proxy, &both, &trusted).client.ip(),
-            ip("203.0.113.7")
-        );
-        let only = request("Forwarded: for=\"[2001:db8::1]:4711\"\r\n");
-        let resolved = resolve(proxy, &only, &trusted);
-        assert_eq!(
-            resolved.client.to_string(),
-            "2001:db8::1 via 127.0.0.1:5555"
-        );
-        // Malformed: the proxy's address, and the problem for the log.
-        let bad = resolve(proxy, &request("X-Forwarded-For: nonsense\r\n"), &trusted);
-        assert_eq!(bad.client.ip(), proxy.ip());
-        assert_eq!(bad.problem, Some(Problem::XForwardedForNotAnAddress));
-        // Nothing trusted: headers never count.
-        assert_eq!(resolve(proxy, &forged, &[]).client.forwarded, None);
     }
 }
