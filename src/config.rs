@@ -79,6 +79,9 @@ pub struct Config {
     /// Most connections open at once from one client address (an IPv6 /64); past it, 429.
     /// Default 64, for people behind one NAT (`--max-connections-per-ip`).
     pub max_connections_per_ip: usize,
+    /// Where to serve Prometheus metrics (`GET /metrics`), `HOST:PORT`, on a listener of its
+    /// own. Default none: no metrics port is opened (`--metrics-addr`).
+    pub metrics_addr: Option<String>,
 }
 
 impl Default for Config {
@@ -108,6 +111,7 @@ impl Default for Config {
             connection_stack: 256 * 1024,
             trusted_proxies: Vec::new(),
             max_connections_per_ip: 64,
+            metrics_addr: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::handshake;
 use crate::health;
 use crate::http::{self, HttpError, Request, Response};
 use crate::log;
+use crate::metrics::{HandshakeFailure, Refusal};
 use crate::outbox::Outbox;
 use crate::rooms;
 use crate::server::Shared;
@@ -69,6 +70,9 @@ impl Connection<'_> {
                     Err(HttpError::Closed) => return,
                     Err(HttpError::Timeout) if served > 0 && buf.is_empty() => return,
                     Err(error) => {
+                        if let Some(failure) = HandshakeFailure::of_http(&error) {
+                            self.shared.metrics.handshake_failed(failure);
+                        }
                         if let Some(reply) = error.response() {
                             log!("{} - - {} ({error:?})", self.peer, reply.status);
                             let _ = reply.write_to(stream, false);
@@ -85,6 +89,7 @@ impl Connection<'_> {
                 true => match self.shared.per_ip.acquire(client.ip()) {
                     Some(slot) => Some(slot),
                     None => {
+                        self.shared.metrics.refused(Refusal::MaxConnectionsPerIp);
                         let reply = self.shared.per_ip.refusal();
                         log!(
                             "{client} {} {} {} (--max-connections-per-ip)",
@@ -102,7 +107,12 @@ impl Connection<'_> {
                 Some(Ok(endpoint)) => {
                     return self.upgrade(client, request, buf, head_len, endpoint)
                 }
-                Some(Err(refusal)) => refusal,
+                Some(Err(refusal)) => {
+                    self.shared
+                        .metrics
+                        .handshake_failed(HandshakeFailure::NoSuchRoom);
+                    refusal
+                }
                 None if is_health => health::respond(&request, &self.health_checks()),
                 None => self.static_reply(&request),
             };
@@ -179,6 +189,8 @@ impl Connection<'_> {
         let reply = match handshake::check_upgrade(&request, &config.allowed_origins) {
             Ok(accept) => handshake::switching_protocols(&accept),
             Err(rejection) => {
+                let failure = HandshakeFailure::Rejected(rejection);
+                self.shared.metrics.handshake_failed(failure);
                 let reply = rejection.response();
                 if config.trace_handshake {
                     log!("{client} upgrade reply:\n{}", reply.head().trim_end());
@@ -236,6 +248,7 @@ impl Connection<'_> {
             &session_config,
             &self.shared.rooms,
         );
+        self.shared.metrics.session_ended(outcome.code);
         log!(
             "{client} GET {path} 101 closed {} ({}) after {:.1}s",
             outcome.code,

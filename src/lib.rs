@@ -27,8 +27,8 @@
 //!    server sends.
 //!
 //! Deployment pieces, each on its own: [`client_addr`] (the client behind a trusted proxy),
-//! [`per_ip`] (connections per client address), [`origin`] (which pages may upgrade) and
-//! [`health`] (`/healthz`).
+//! [`per_ip`] (connections per client address), [`origin`] (which pages may upgrade),
+//! [`health`] (`/healthz`) and [`metrics`] (counters, served on `--metrics-addr`).
 //!
 //! Data flows one way: accept -> read request -> static file, or upgrade -> session -> room.
 
@@ -44,6 +44,7 @@ pub mod history;
 pub mod http;
 pub mod httpdate;
 pub mod log;
+pub mod metrics;
 pub mod origin;
 pub mod outbox;
 pub mod per_ip;

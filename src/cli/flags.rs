@@ -173,6 +173,14 @@ pub const FLAGS: &[Flag] = &[
         help: "connections from one client address; past it, 429",
         default: |d| d.max_connections_per_ip.to_string(),
     },
+    Flag {
+        name: "--metrics-addr",
+        takes: Takes::Value("HOST:PORT", |c, v| {
+            store(&mut c.metrics_addr, host_port(v).map(Some))
+        }),
+        help: "serve Prometheus metrics at /metrics here; keep it private",
+        default: |d| d.metrics_addr.clone().unwrap_or_else(|| "off".to_string()),
+    },
 ];
 
 /// Stores a parsed value in its field, or passes the parse error on.

@@ -83,7 +83,6 @@ pub fn is_trusted(ip: IpAddr, trusted: &[Cidr]) -> bool {
 mod tests {
     use super::*;
 
-
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
     }

@@ -203,7 +203,6 @@ fn is_tchar(c: char) -> bool {
 mod tests {
     use super::*;
 
-
     fn cidrs(list: &[&str]) -> Vec<Cidr> {
         list.iter().map(|c| c.parse().unwrap()).collect()
     }

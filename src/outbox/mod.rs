@@ -29,6 +29,7 @@
 
 use crate::client_addr::Client;
 use crate::frame::{self, CloseCode};
+use crate::metrics::Metrics;
 use crate::presence::PresenceMark;
 use crate::sync::lock;
 use crate::timer::Timer;
@@ -56,29 +57,39 @@ enum Item {
     Frame(Bytes),
     /// Joins and leaves, made into a frame when written so that later ones can merge into it.
     Presence(PresenceMark),
+    /// What a full socket did not take of a batch, put back: already counted as sent, and
+    /// possibly the tail of a frame.
+    Rest(Bytes),
 }
 
 impl Item {
     fn cost(&self) -> usize {
         match self {
-            Item::Frame(frame) => frame.len(),
+            Item::Frame(frame) | Item::Rest(frame) => frame.len(),
             Item::Presence(_) => PRESENCE_COST,
         }
     }
 
-    /// The frame to write; `None` for presence that adds up to nothing.
-    fn into_frame(self) -> Option<Bytes> {
+    /// The bytes to write and the data frames they start; `None` for presence that adds up
+    /// to nothing.
+    fn into_frame(self) -> Option<(Bytes, u64)> {
         match self {
-            Item::Frame(frame) => Some(frame),
-            Item::Presence(mark) => mark.render(),
+            Item::Frame(frame) => {
+                let messages = frame::data_frames(&frame);
+                Some((frame, messages))
+            }
+            Item::Presence(mark) => mark.render().map(|frame| (frame, 1)),
+            Item::Rest(rest) => Some((rest, 0)),
         }
     }
 }
 
-/// Frames taken from the queue to be written, and what they counted for in it.
+/// Frames taken from the queue to be written, what they counted for in it, and the data
+/// frames among them (for the metrics).
 struct Batch {
     frames: Vec<Bytes>,
     cost: usize,
+    messages: u64,
 }
 
 /// How much may wait in one connection's queue for frames from others.
@@ -102,7 +113,7 @@ pub enum When {
 }
 
 /// What every outbox of a server shares: the limits, the pool that writes, the timer that
-/// bounds lingering closes.
+/// bounds lingering closes, and the server's counters.
 #[derive(Debug)]
 pub struct Writers {
     limits: QueueLimits,
@@ -113,18 +124,32 @@ pub struct Writers {
     /// the pool: several senders writing every member's socket at once would pay a system
     /// call per frame and member, where a pool thread writes a member's pile in one.
     broadcasting: AtomicUsize,
+    /// Where the frames and bytes written are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Writers {
-    /// Shared state for outboxes with `limits`, whose closes linger at most `linger`.
+    /// Shared state for outboxes with `limits`, whose closes linger at most `linger`, counting
+    /// into metrics of their own.
     pub fn new(limits: QueueLimits, linger: Duration) -> Arc<Self> {
+        Writers::with_metrics(limits, linger, Arc::new(Metrics::new()))
+    }
+
+    /// Like [`Writers::new`], counting into the server's `metrics`.
+    pub fn with_metrics(limits: QueueLimits, linger: Duration, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Writers {
             limits,
             linger,
             pool: WriterPool::new(Duration::from_secs(10)),
             timer: Timer::new(),
             broadcasting: AtomicUsize::new(0),
+            metrics,
         })
+    }
+
+    /// How many threads the writer pool has now.
+    pub fn writer_threads(&self) -> usize {
+        self.pool.threads()
     }
 }
 
@@ -241,6 +266,11 @@ impl Outbox {
         self.peer
     }
 
+    /// The server's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.writers.metrics
+    }
+
     /// Queues `frame`, to be written as `when` says once the caller calls [`Queued::write`].
     /// A frame from others ([`When::Now`], [`When::Later`]) is refused once the connection is
     /// closing, and one that would take the queue past its bounds closes it with 1008
@@ -287,6 +317,7 @@ impl Outbox {
             // still lands on a frame boundary.
             st.queue.clear();
             st.bytes = 0;
+            self.writers.metrics.queue_overflowed();
             let close = frame::close(
                 CloseCode::Policy,
                 "outgoing queue full: you are not reading fast enough",
@@ -416,8 +447,20 @@ impl Outbox {
             drop(st);
             // Made outside the lock: a merged notice can list many names.
             let cost = items.iter().map(Item::cost).sum();
-            let frames = items.into_iter().filter_map(Item::into_frame).collect();
-            return Ok(Batch { frames, cost });
+            let mut messages = 0;
+            let frames = items
+                .into_iter()
+                .filter_map(Item::into_frame)
+                .map(|(frame, data)| {
+                    messages += data;
+                    frame
+                })
+                .collect();
+            return Ok(Batch {
+                frames,
+                cost,
+                messages,
+            });
         }
         st.writing = false;
         st.emptied += 1;
