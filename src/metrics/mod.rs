@@ -263,6 +263,12 @@ impl Metrics {
     pub fn rate_limited(&self) {
         add(&self.rate_limited, 1);
     }
+
+    /// Data frames and bytes written so far.
+    #[cfg(test)]
+    pub(crate) fn sent_so_far(&self) -> (u64, u64) {
+        (get(&self.sent.0.messages), get(&self.sent.0.bytes))
+    }
 }
 
 #[cfg(test)]

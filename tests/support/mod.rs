@@ -15,6 +15,8 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Where metrics are served, when the config asked for them.
+    pub metrics: Option<SocketAddr>,
     handle: ShutdownHandle,
     thread: Option<JoinHandle<()>>,
 }
@@ -38,10 +40,12 @@ impl TestServer {
         // Bound before the thread starts, so the port accepts connections right away.
         let server = Server::bind(config).expect("bind");
         let addr = server.local_addr().unwrap();
+        let metrics = server.metrics_addr().unwrap();
         let handle = server.shutdown_handle().unwrap();
         let thread = std::thread::spawn(move || server.run().unwrap());
         TestServer {
             addr,
+            metrics,
             handle,
             thread: Some(thread),
         }
