@@ -206,7 +206,7 @@ impl Deliveries {
     }
 
     /// Writes every frame. While another broadcast is being written by its sender, frames
-    /// asked for [`When::Now`] go to the pool instead (see [`Writers`]).
+    /// asked for [`When::Now`] go to the pool instead (see [`Writers`](super::Writers)).
     pub fn write(self) {
         for line in &self.notes {
             log!("{line}");
