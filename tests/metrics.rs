@@ -472,6 +472,8 @@ fn the_endpoint_serves_only_get_and_head_of_metrics_and_counts_nothing_of_its_ow
 fn metrics_are_off_by_default() {
     let config = wschat::Config {
         addr: "127.0.0.1:0".into(),
+        // Tests never write to a default data directory.
+        ephemeral: true,
         ..wschat::Config::default()
     };
     assert_eq!(config.metrics_addr, None);
@@ -483,7 +485,8 @@ fn metrics_are_off_by_default() {
 fn the_binary_prints_the_metrics_address_on_its_second_line() {
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_wschat"))
-        .args(["--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+        .args(["--addr", "127.0.0.1:0", "--ephemeral"])
+        .args(["--metrics-addr", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
