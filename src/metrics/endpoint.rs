@@ -60,6 +60,7 @@ fn gauges(shared: &Shared) -> Gauges {
         websockets,
         rooms: shared.rooms.count(),
         members: shared.rooms.member_count(),
+        failing_rooms: shared.rooms.failing().len(),
         writer_threads: shared.writers.writer_threads(),
     }
 }

@@ -197,6 +197,8 @@ pub struct Gauges {
     pub rooms: usize,
     /// Members in all rooms together.
     pub members: usize,
+    /// Rooms whose history cannot be written right now (their messages are refused).
+    pub failing_rooms: usize,
     /// Threads of the writer pool.
     pub writer_threads: usize,
 }

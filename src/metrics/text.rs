@@ -185,6 +185,12 @@ impl Metrics {
             gauges.members,
         );
         e.single(
+            "wschat_history_failing_rooms",
+            "gauge",
+            "Chat rooms whose history cannot be written now; their messages are refused.",
+            gauges.failing_rooms,
+        );
+        e.single(
             "wschat_writer_threads",
             "gauge",
             "Threads of the pool that writes to slow or busy sockets.",
