@@ -93,10 +93,15 @@ impl Drop for TestServer {
     }
 }
 
-/// Waits up to [`PATIENCE`] for a server log line containing every one of `parts`.
-pub fn wait_for_log(parts: &[&str]) -> String {
-    wschat::log::capture::wait_for(|line| parts.iter().all(|p| line.contains(p)), PATIENCE)
-        .unwrap_or_else(|| panic!("no log line with {parts:?} within {PATIENCE:?}"))
+/// Waits up to [`PATIENCE`] for a server log line, logged after `since`, containing every one
+/// of `parts`.
+pub fn wait_for_log(since: wschat::log::capture::Mark, parts: &[&str]) -> String {
+    wschat::log::capture::wait_for(
+        since,
+        |line| parts.iter().all(|p| line.contains(p)),
+        PATIENCE,
+    )
+    .unwrap_or_else(|| panic!("no log line with {parts:?} within {PATIENCE:?}"))
 }
 
 /// Next text message, skipping pings and pongs.
