@@ -100,9 +100,11 @@ export async function launchBrowser() {
 }
 
 /** Opens `url` in a new page that records console errors, page errors and dialogs in
- * `problems` (each `{ page, text }`), except console errors `expected(text)` accepts. */
-export async function openPage(context, label, url, problems, { viewport = DESKTOP, expected = () => false } = {}) {
+ * `problems` (each `{ page, text }`), except console errors `expected(text)` accepts.
+ * `beforeGoto(page)` runs before the page loads (to set up routes). */
+export async function openPage(context, label, url, problems, { viewport = DESKTOP, expected = () => false, beforeGoto } = {}) {
   const page = await context.newPage();
+  if (beforeGoto) await beforeGoto(page);
   page.setDefaultTimeout(T);
   await page.setViewportSize(viewport);
   page.on('console', (msg) => {
@@ -205,7 +207,7 @@ export async function waitMembers(page, expected) {
  * for whether one failed. */
 export function stepper(test) {
   let failed = false;
-  const step = (name, fn) => test(name, { timeout: 60_000 }, async (t) => {
+  const step = (name, fn, { timeout = 60_000 } = {}) => test(name, { timeout }, async (t) => {
     if (failed) { t.skip('an earlier step failed'); return; }
     try { await fn(t); } catch (err) { failed = true; throw err; }
   });
