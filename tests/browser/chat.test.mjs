@@ -241,6 +241,9 @@ describe('wschat chat page in headless Chromium', { timeout: 240_000 }, () => {
     await submitName(a, 'alice');
     await waitJoined(a, 'alice');
     await waitMembers(a, ['alice']);
+    // No room in the address: the lobby, as the server's welcome says.
+    assert.equal(await a.evaluate(() => document.body.dataset.room), 'lobby');
+    assert.equal(await a.locator('#room-label').textContent(), '#lobby');
 
     const b = await openPage('bob');
     await submitName(b, 'bob');
