@@ -37,10 +37,14 @@ const PHONE = { width: 375, height: 720 };
 
 let server = null; // { proc, port, stderr: string[] }
 const serverLog = [];
+// History in a temporary directory, the same across the restart below (so the page's
+// reconnect meets the stored backlog), removed when the test process ends.
+const DATA_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'wschat-history-'));
+process.on('exit', () => fs.rmSync(DATA_DIR, { recursive: true, force: true }));
 
 /** Start the server and resolve once its first stdout line names the port. */
 async function startServer(addr) {
-  const proc = spawn(SERVER_BIN, ['--addr', addr], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(SERVER_BIN, ['--addr', addr, '--data', DATA_DIR], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stderr.setEncoding('utf8');
   proc.stderr.on('data', (chunk) => serverLog.push(chunk));
   const lines = readline.createInterface({ input: proc.stdout });

@@ -75,8 +75,12 @@ function pipeLines(stream, sink, prefix = '') {
 const wschatLog = new Lines();
 let wschat = null; // { proc, port }
 
+// History in a temporary directory, kept across the restart, removed when the process ends.
+const DATA_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'wschat-proxy-history-'));
+process.on('exit', () => fs.rmSync(DATA_DIR, { recursive: true, force: true }));
+
 async function startWschat(addr) {
-  const proc = spawn(SERVER_BIN, ['--addr', addr, '--trusted-proxy', '127.0.0.1'],
+  const proc = spawn(SERVER_BIN, ['--addr', addr, '--trusted-proxy', '127.0.0.1', '--data', DATA_DIR],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   pipeLines(proc.stderr, wschatLog);
   const lines = readline.createInterface({ input: proc.stdout });

@@ -27,10 +27,25 @@ export const PHONE = { width: 375, height: 720 };
 
 const running = new Set();
 
+// History goes to temporary directories only, never to a default data directory; they are
+// removed when the test process ends.
+const dataDirs = [];
+process.on('exit', () => {
+  for (const dir of dataDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A new empty directory for a server's history, removed when the process ends. */
+export function tempDataDir() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wschat-history-'));
+  dataDirs.push(dir);
+  return dir;
+}
+
 /** Starts the server with `args` (which include `--addr`), its stderr and stdout going to the
  * array `log`, and resolves once its first stdout line names the port. */
 export async function startServer(args, log = []) {
   assert.ok(fs.existsSync(SERVER_BIN), `server binary missing: ${SERVER_BIN} (run cargo build --release)`);
+  if (!args.includes('--data') && !args.includes('--ephemeral')) args = [...args, '--data', tempDataDir()];
   const proc = spawn(SERVER_BIN, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(proc);
   proc.once('exit', () => running.delete(proc));
