@@ -1435,8 +1435,8 @@ impl SessionSetup {
             endpoint,
             max_message: match (endpoint, selector & 2 != 0) {
                 (Endpoint::Chat, _) => 4096,
-                (Endpoint::Echo, false) => 64 * 1024,
-                (Endpoint::Echo, true) => 1024,
+                (Endpoint::Echo | Endpoint::Inspect, false) => 64 * 1024,
+                (Endpoint::Echo | Endpoint::Inspect, true) => 1024,
             },
             rate_limit: if selector & 8 != 0 { 5 } else { 0 },
             limits: if selector & 4 != 0 {
@@ -1495,7 +1495,7 @@ pub fn check_session(data: &[u8]) {
     let messages = parse_server_output(&output)
         .unwrap_or_else(|e| panic!("invalid server output ({e}): {}", hex(&output)));
     let limit = match setup.endpoint {
-        Endpoint::Echo => 2 * stream.len() + 512,
+        Endpoint::Echo | Endpoint::Inspect => 2 * stream.len() + 512,
         Endpoint::Chat => 16 * stream.len() + 1024,
     };
     assert!(
@@ -1517,7 +1517,7 @@ pub fn check_session(data: &[u8]) {
     }
 
     match setup.endpoint {
-        Endpoint::Echo => {
+        Endpoint::Echo | Endpoint::Inspect => {
             let sent = clean_client_messages(stream, setup.max_message);
             let echoed: Vec<&WsMessage> = messages
                 .iter()

@@ -36,6 +36,7 @@ pub mod config;
 pub mod handshake;
 pub mod http;
 pub mod httpdate;
+pub mod inspect;
 pub mod log;
 pub mod memory;
 pub mod outbox;

@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::handshake;
 use crate::http::{self, HttpError, Request, Response};
+use crate::inspect;
 use crate::log;
 use crate::outbox::{Outbox, QueueLimits, Transport, WriterPool};
 use crate::room::Room;
@@ -233,6 +234,7 @@ fn websocket_endpoint(request: &Request) -> Option<Endpoint> {
     match request.path() {
         "/chat" => Some(Endpoint::Chat),
         "/echo" => Some(Endpoint::Echo),
+        inspect::SOCKET => Some(Endpoint::Inspect),
         _ => None,
     }
 }
@@ -305,7 +307,9 @@ fn static_reply(shared: &Shared, request: &Request) -> Response {
         return Response::error(400, "request bodies are not accepted");
     }
     match request.method.as_str() {
-        "GET" | "HEAD" => static_files::respond(&shared.site, request),
+        "GET" | "HEAD" => {
+            inspect::page(request).unwrap_or_else(|| static_files::respond(&shared.site, request))
+        }
         _ => Response::error(405, "only GET and HEAD are served").header("Allow", "GET, HEAD"),
     }
 }
@@ -329,8 +333,9 @@ fn upgrade(
             String::from_utf8_lossy(&head).trim_end()
         );
     }
-    // The head is not needed past this point; a long session should not keep it.
-    drop(head);
+    // The head is not needed past this point (but by the inspector, which shows it); a long
+    // session should not keep it.
+    let head = (endpoint == Endpoint::Inspect).then_some(head);
     let reply = match handshake::check_upgrade(&request, &config.allowed_origins) {
         Ok(accept) => handshake::switching_protocols(&accept),
         Err(rejection) => {
@@ -354,6 +359,11 @@ fn upgrade(
     }
     // Nor is the request: its header strings would stay allocated for the whole session.
     drop(request);
+    let tap = head.map(|head| {
+        let reply = reply.head();
+        let inner: Arc<dyn Transport> = stream.clone();
+        inspect::Tap::new(inner, &head, &reply, &config.allowed_origins, &leftover)
+    });
     if reply.write_to(stream, false).is_err() {
         return;
     }
@@ -361,13 +371,19 @@ fn upgrade(
         messages: config.queue_messages,
         bytes: config.queue_bytes,
     };
-    let transport: Arc<dyn Transport> = stream.clone();
+    let transport: Arc<dyn Transport> = match &tap {
+        Some(tap) => tap.clone(),
+        None => stream.clone(),
+    };
     let outbox = Arc::new(Outbox::new(
         transport,
         peer,
         limits,
         Arc::clone(&shared.pool),
     ));
+    if let Some(tap) = &tap {
+        tap.attach(&outbox);
+    }
     // A peer that sends nothing for three heartbeats is gone even if the heartbeat thread is
     // busy; with heartbeats off, the read simply waits.
     let idle_limit = (!config.ping_interval.is_zero()).then(|| config.ping_interval * 3);
@@ -381,7 +397,7 @@ fn upgrade(
     let session_config = SessionConfig {
         max_message: match endpoint {
             Endpoint::Chat => config.max_chat_message,
-            Endpoint::Echo => config.max_echo_message,
+            Endpoint::Echo | Endpoint::Inspect => config.max_echo_message,
         },
         rate_limit: config.rate_limit,
     };

@@ -27,6 +27,8 @@ pub enum Endpoint {
     Echo,
     /// `/chat`: the chat room.
     Chat,
+    /// `/inspect/ws`: echoes like `/echo`, on a connection watched by the inspector's tap.
+    Inspect,
 }
 
 impl Endpoint {
@@ -35,6 +37,7 @@ impl Endpoint {
         match self {
             Endpoint::Echo => "/echo",
             Endpoint::Chat => "/chat",
+            Endpoint::Inspect => crate::inspect::SOCKET,
         }
     }
 }
