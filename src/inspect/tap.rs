@@ -190,9 +190,11 @@ impl Tap {
     }
 
     /// Sends reports over the connection, or into the stash once the page is closing. A
-    /// report pushed while another thread switched to the stash may have been queued after
-    /// the `closing` answer, and so be dropped by the browser: it is stashed as well, and the
-    /// page skips the frames it already shows.
+    /// report that may not have reached the page is stashed as well (the page skips frames it
+    /// already shows): one pushed while another thread switched to the stash (it may have been
+    /// queued after the `closing` answer, which the browser then drops), and one the outbox
+    /// refused because the server's close frame was already queued (the tap switches to the
+    /// stash only once that frame is written).
     fn send(&self, reports: Vec<String>) {
         if reports.is_empty() {
             return;
@@ -201,11 +203,17 @@ impl Tap {
             for report in &reports {
                 self.push(text_frame(report));
             }
-            if !self.stashing.load(Ordering::SeqCst) {
+            if !self.stashing.load(Ordering::SeqCst) && !self.server_closed() {
                 return;
             }
         }
         stash::add(&self.nonce, reports);
+    }
+
+    /// True once the server has queued its close frame: the outbox takes nothing more.
+    fn server_closed(&self) -> bool {
+        let outbox = self.outbox.get().and_then(Weak::upgrade);
+        outbox.is_some_and(|outbox| outbox.close_code().is_some())
     }
 
     /// Queues a frame on the connection; before [`Tap::attach`], keeps it for then.
@@ -247,9 +255,7 @@ impl Tap {
 impl Drop for Tap {
     fn drop(&mut self) {
         // The connection is over: a page waiting for its last reports can have them.
-        if self.stashing.load(Ordering::SeqCst) {
-            stash::finish(&self.nonce);
-        }
+        stash::finish(&self.nonce);
     }
 }
 
