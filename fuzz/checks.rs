@@ -26,6 +26,10 @@ use wschat::room::{Flush, Membership, Room};
 use wschat::session::{self, Endpoint, SessionConfig};
 use wschat::static_files::{parse_target, BadTarget, Lookup, Site, TargetPath};
 
+// The inspector's check lives in its own file.
+#[path = "checks/inspect.rs"]
+pub mod inspect;
+
 /// A target's check: panics when a property fails.
 pub type Check = fn(&[u8]);
 
@@ -41,6 +45,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("httpdate", check_httpdate),
     ("cli", check_cli),
     ("server", check_server),
+    ("inspect", inspect::check_inspect),
 ];
 
 /// The check for `target`, if there is such a target.

@@ -277,6 +277,7 @@ fn seeds() -> Vec<Seed> {
     add("httpdate", httpdate_seeds());
     add("cli", cli_seeds());
     add("server", server_seeds());
+    add("inspect", checks::inspect::seeds());
     all
 }
 
