@@ -25,6 +25,8 @@
 //! 6. [`outbox`]: the bounded outgoing queue of one connection and the pool that writes it.
 //! 7. [`room`] and [`chat_protocol`]: who is in the room, names, backlog, and the JSON the
 //!    server sends.
+//! 8. [`inspect`]: the `/inspect` page's endpoint, a transport that reports the bytes of its
+//!    own connection to its page.
 //!
 //! Data flows one way: accept -> read request -> static file, or upgrade -> session -> room.
 #![forbid(unsafe_code)]

@@ -70,8 +70,9 @@ pub struct Tap {
     early: Mutex<Vec<Bytes>>,
 }
 
-/// A per-connection random value. Not a secret (the page is told it); it only keeps a
-/// visitor's own text, or a report copied from another visit, from being taken for a report.
+/// A per-connection random value, told only to that connection's page. It keeps a visitor's
+/// own text, or a report copied from another visit, from being taken for a report, and keys the
+/// reports kept for after the close.
 fn nonce() -> String {
     // RandomState's keys come from the operating system, fresh for each thread.
     let mut hasher = RandomState::new().build_hasher();

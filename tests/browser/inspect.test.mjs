@@ -363,7 +363,7 @@ describe('wschat inspector page in headless Chromium', { timeout: 180_000 }, () 
   });
 
   step('9. the README screenshot', async () => {
-    const { page } = await openInspector('screenshot', { width: 1280, height: 1240 });
+    const { page } = await openInspector('screenshot', { width: 1280, height: 1420 });
     await page.fill('#text-input', 'Hello');
     await page.click('#send-text');
     await waitFrame(page, { dir: 'out', op: 'text', len: '5' });
