@@ -7,8 +7,9 @@
 //! and the page fetches them over HTTP once its `close` event has fired
 //! (`GET /inspect/after-close?n=<nonce>`, answered by [`super::page`]).
 //!
-//! Bounded: at most [`MAX_ENTRIES`] connections' worth, each at most [`MAX_ENTRY_BYTES`], kept
-//! for at most [`KEEP_FOR`], and each fetched at most once. The nonce is the only key: it is
+//! Bounded: at most [`MAX_ENTRIES`] connections' worth, each at most [`MAX_ENTRY_BYTES`] (and
+//! the reports of its two close frames), kept for at most [`KEEP_FOR`], and each fetched at
+//! most once. The nonce is the only key: it is
 //! known to the page of that connection alone.
 
 use crate::sync::lock;
@@ -50,8 +51,9 @@ static STASH: Stash = Stash {
     finished: Condvar::new(),
 };
 
-/// Keeps `reports` for the connection `nonce`.
-pub fn add(nonce: &str, reports: Vec<String>) {
+/// Keeps `reports` for the connection `nonce`; past [`MAX_ENTRY_BYTES`] they are dropped,
+/// unless `always` (the report of a close frame: one frame, at most one each way).
+pub fn add(nonce: &str, reports: Vec<String>, always: bool) {
     let mut entries = lock(&STASH.entries);
     let now = Instant::now();
     entries.retain(|e| now.duration_since(e.created) < KEEP_FOR);
@@ -73,7 +75,7 @@ pub fn add(nonce: &str, reports: Vec<String>) {
     };
     let entry = &mut entries[index];
     for report in reports {
-        if entry.bytes + report.len() > MAX_ENTRY_BYTES {
+        if entry.bytes + report.len() > MAX_ENTRY_BYTES && !always {
             break;
         }
         entry.bytes += report.len();
@@ -112,7 +114,7 @@ mod tests {
 
     #[test]
     fn reports_are_taken_once() {
-        add("stash-test-once", vec!["a".into(), "b".into()]);
+        add("stash-test-once", vec!["a".into(), "b".into()], false);
         finish("stash-test-once");
         assert_eq!(take("stash-test-once"), Some(vec!["a".into(), "b".into()]));
         assert_eq!(take("stash-test-once"), None);
@@ -121,9 +123,9 @@ mod tests {
 
     #[test]
     fn a_fetch_waits_for_the_end_of_the_connection() {
-        add("stash-test-wait", vec!["first".into()]);
+        add("stash-test-wait", vec!["first".into()], false);
         let later = thread::spawn(|| {
-            add("stash-test-wait", vec!["last".into()]);
+            add("stash-test-wait", vec!["last".into()], false);
             finish("stash-test-wait");
         });
         // The fetch waits (up to two seconds) until the connection is over.
@@ -138,8 +140,12 @@ mod tests {
         add(
             "stash-test-big",
             vec![big.clone(), big.clone(), big.clone()],
+            false,
         );
+        add("stash-test-big", vec!["the close".into()], true);
         finish("stash-test-big");
-        assert_eq!(take("stash-test-big").unwrap().len(), 2);
+        let kept = take("stash-test-big").unwrap();
+        assert_eq!(kept.len(), 3, "two of three, and the close frame's");
+        assert_eq!(kept[2], "the close");
     }
 }

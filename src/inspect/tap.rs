@@ -47,6 +47,20 @@ struct Side {
     dissector: Dissector,
     /// Frames reported so far (reports themselves not counted).
     frames: u64,
+    /// A close frame went this way. Nothing may follow it (RFC 6455 section 5.5.1) and the
+    /// server acts on nothing that does, so later bytes are not reported: a client that keeps
+    /// sending cannot fill the stash before the server's own close frame is in it.
+    closed: bool,
+}
+
+impl Side {
+    fn new(direction: Direction) -> Mutex<Side> {
+        Mutex::new(Side {
+            dissector: Dissector::new(direction),
+            frames: 0,
+            closed: false,
+        })
+    }
 }
 
 /// Records one connection's bytes and reports its frames to its own page. See the module docs.
@@ -105,14 +119,8 @@ impl Tap {
             stashing: AtomicBool::new(false),
             nonce,
             marker,
-            incoming: Mutex::new(Side {
-                dissector: Dissector::new(Direction::FromClient),
-                frames: 0,
-            }),
-            outgoing: Mutex::new(Side {
-                dissector: Dissector::new(Direction::FromServer),
-                frames: 0,
-            }),
+            incoming: Side::new(Direction::FromClient),
+            outgoing: Side::new(Direction::FromServer),
             outbox: OnceLock::new(),
             early: Mutex::new(vec![text_frame(&handshake)]),
         });
@@ -143,8 +151,15 @@ impl Tap {
         let mut done = Vec::new();
         let first = {
             let mut side = lock(side);
+            if side.closed {
+                return;
+            }
             side.dissector.feed(bytes, &mut done);
             done.retain(|frame| !self.is_report(frame));
+            if let Some(close) = done.iter().position(|f| f.header.opcode == 0x8) {
+                done.truncate(close + 1);
+                side.closed = true;
+            }
             let first = side.frames + 1;
             side.frames += done.len() as u64;
             first
@@ -172,9 +187,19 @@ impl Tap {
                 self.push(text_frame(&report::closing(&self.marker)));
             }
         }
+        // A close frame ends `done`; its report is kept even when the stash is full.
+        let (later, close) = match later.split_last() {
+            Some((last, rest)) if last.header.opcode == 0x8 => (rest, Some(last)),
+            _ => (later, None),
+        };
         let reports = self.reports(dir, first + live as u64, later);
         if !reports.is_empty() {
-            stash::add(&self.nonce, reports);
+            stash::add(&self.nonce, reports, false);
+        }
+        if let Some(close) = close {
+            let number = first + done.len() as u64 - 1;
+            let report = report::frames(&self.marker, dir, number, std::slice::from_ref(close));
+            stash::add(&self.nonce, vec![report], true);
         }
     }
 
@@ -208,7 +233,7 @@ impl Tap {
                 return;
             }
         }
-        stash::add(&self.nonce, reports);
+        stash::add(&self.nonce, reports, false);
     }
 
     /// True once the server has queued its close frame: the outbox takes nothing more.
