@@ -25,6 +25,8 @@
 //! 6. [`outbox`]: the bounded outgoing queue of one connection and the pool that writes it.
 //! 7. [`room`] and [`chat_protocol`]: who is in the room, names, backlog, and the JSON the
 //!    server sends.
+//! 8. [`inspect`]: the `/inspect` page's endpoint, a transport that reports the bytes of its
+//!    own connection to its page.
 //!
 //! Deployment pieces, each on its own: [`client_addr`] (the client behind a trusted proxy),
 //! [`per_ip`] (connections per client address), [`origin`] (which pages may upgrade),
@@ -43,6 +45,7 @@ pub mod health;
 pub mod history;
 pub mod http;
 pub mod httpdate;
+pub mod inspect;
 pub mod log;
 pub mod metrics;
 pub mod origin;

@@ -36,6 +36,8 @@ pub enum Endpoint {
     Echo,
     /// `/chat` or `/chat/NAME`: the chat room of this name.
     Chat(String),
+    /// `/inspect/ws`: echoes like `/echo`, on a connection watched by the inspector's tap.
+    Inspect,
 }
 
 /// Settings a session needs.
@@ -85,7 +87,7 @@ pub fn run(
     let mut ctx = WebSocketContext::from_partially_read(leftover, Role::Server, Some(ws_config));
     let mut chat = match endpoint {
         Endpoint::Chat(room) => Some(ChatMember::new(rooms, room, config.rate_limit)),
-        Endpoint::Echo => None,
+        Endpoint::Echo | Endpoint::Inspect => None,
     };
 
     let end = loop {
