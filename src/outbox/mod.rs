@@ -32,19 +32,20 @@ use crate::frame::{self, CloseCode};
 use crate::metrics::Metrics;
 use crate::presence::PresenceMark;
 use crate::sync::lock;
-use crate::timer::Timer;
 use crate::transport::Transport;
-use crate::writer_pool::WriterPool;
 use std::collections::VecDeque;
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tungstenite::Bytes;
 
 mod turn;
+mod writers;
 
-pub use turn::Deliveries;
+use turn::Overflow;
+pub use turn::{Deliveries, Queued};
+pub use writers::{QueueLimits, When, Writers};
 
 /// What a waiting presence mark counts for against the byte bound: about a join notice. The
 /// frame it becomes can be longer, but it is made only when written.
@@ -90,67 +91,6 @@ struct Batch {
     frames: Vec<Bytes>,
     cost: usize,
     messages: u64,
-}
-
-/// How much may wait in one connection's queue for frames from others.
-#[derive(Debug, Clone, Copy)]
-pub struct QueueLimits {
-    /// Most bytes waiting (including a batch being written).
-    pub bytes: usize,
-    /// Most frames waiting, when set; `None` lets the byte bound decide alone.
-    pub messages: Option<usize>,
-}
-
-/// When a queued frame is written; see the module docs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum When {
-    /// By the caller, as far as the socket has room; the pool writes the rest.
-    Now,
-    /// By the pool, batched with whatever else piles up.
-    Later,
-    /// By the connection's own thread, which waits until the frame is out.
-    Waiting,
-}
-
-/// What every outbox of a server shares: the limits, the pool that writes, the timer that
-/// bounds lingering closes, and the server's counters.
-#[derive(Debug)]
-pub struct Writers {
-    limits: QueueLimits,
-    linger: Duration,
-    pool: Arc<WriterPool>,
-    timer: Arc<Timer>,
-    /// Broadcasts whose senders are writing them right now. While one is, the next goes to
-    /// the pool: several senders writing every member's socket at once would pay a system
-    /// call per frame and member, where a pool thread writes a member's pile in one.
-    broadcasting: AtomicUsize,
-    /// Where the frames and bytes written are counted.
-    metrics: Arc<Metrics>,
-}
-
-impl Writers {
-    /// Shared state for outboxes with `limits`, whose closes linger at most `linger`, counting
-    /// into metrics of their own.
-    pub fn new(limits: QueueLimits, linger: Duration) -> Arc<Self> {
-        Writers::with_metrics(limits, linger, Arc::new(Metrics::new()))
-    }
-
-    /// Like [`Writers::new`], counting into the server's `metrics`.
-    pub fn with_metrics(limits: QueueLimits, linger: Duration, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Writers {
-            limits,
-            linger,
-            pool: WriterPool::new(Duration::from_secs(10)),
-            timer: Timer::new(),
-            broadcasting: AtomicUsize::new(0),
-            metrics,
-        })
-    }
-
-    /// How many threads the writer pool has now.
-    pub fn writer_threads(&self) -> usize {
-        self.pool.threads()
-    }
 }
 
 /// Where a connection is in its life; each phase says what may still be queued.
@@ -209,26 +149,6 @@ enum Release {
     ShutWrite,
     /// The connection is done: shut both directions.
     ShutBoth,
-}
-
-/// Why a frame made the queue overflow, for the log line written after any lock is let go.
-#[derive(Debug, Clone, Copy)]
-struct Overflow {
-    frames: usize,
-    bytes: usize,
-}
-
-/// A frame that [`Outbox::enqueue`] took (or refused). [`Queued::write`] writes it as asked,
-/// and is to be called once the caller holds no lock.
-#[derive(Debug)]
-#[must_use = "call write() once no lock is held, or the queue stalls until a pool thread takes it"]
-pub struct Queued {
-    outbox: Option<Arc<Outbox>>,
-    when: When,
-    /// The caller made the queue non-empty and holds the turn to write it.
-    turn: bool,
-    emptied: u64,
-    overflow: Option<Overflow>,
 }
 
 impl Outbox {
@@ -502,24 +422,6 @@ fn linger_over(outbox: &Weak<Outbox>) {
     let lingering = matches!(lock(&outbox.state).phase, Phase::Lingering(_));
     if lingering {
         outbox.kill();
-    }
-}
-
-impl Queued {
-    /// True when this frame made the queue overflow: the connection is being closed with
-    /// 1008 and takes nothing more from others.
-    pub fn overflowed(&self) -> bool {
-        self.overflow.is_some()
-    }
-
-    fn refused(when: When) -> Self {
-        Queued {
-            outbox: None,
-            when,
-            turn: false,
-            emptied: 0,
-            overflow: None,
-        }
     }
 }
 

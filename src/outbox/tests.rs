@@ -4,6 +4,7 @@ use crate::sync::lock;
 use std::io;
 use std::sync::mpsc;
 use std::thread;
+use std::time::Duration;
 
 /// A socket whose buffer takes `room` more bytes without waiting (a waiting write takes
 /// everything), and that records what was written and how it was shut down.

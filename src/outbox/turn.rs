@@ -1,6 +1,7 @@
-//! Writing a queue: what the holder of the turn does, as [`When`] asks.
+//! Writing a queue: the value [`Outbox::enqueue`] returns ([`Queued`]), and what the holder of
+//! the turn does with it, as [`When`] asks.
 
-use super::{Batch, Item, Outbox, Overflow, Phase, Queued, When};
+use super::{Batch, Item, Outbox, Phase, When};
 use crate::log;
 use crate::sync::lock;
 use std::io;
@@ -8,6 +9,44 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError};
 use tungstenite::Bytes;
+
+/// Why a frame made the queue overflow, for the log line written after any lock is let go.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Overflow {
+    pub(super) frames: usize,
+    pub(super) bytes: usize,
+}
+
+/// A frame that [`Outbox::enqueue`] took (or refused). [`Queued::write`] writes it as asked,
+/// and is to be called once the caller holds no lock.
+#[derive(Debug)]
+#[must_use = "call write() once no lock is held, or the queue stalls until a pool thread takes it"]
+pub struct Queued {
+    pub(super) outbox: Option<Arc<Outbox>>,
+    pub(super) when: When,
+    /// The caller made the queue non-empty and holds the turn to write it.
+    pub(super) turn: bool,
+    pub(super) emptied: u64,
+    pub(super) overflow: Option<Overflow>,
+}
+
+impl Queued {
+    /// True when this frame made the queue overflow: the connection is being closed with
+    /// 1008 and takes nothing more from others.
+    pub fn overflowed(&self) -> bool {
+        self.overflow.is_some()
+    }
+
+    pub(super) fn refused(when: When) -> Self {
+        Queued {
+            outbox: None,
+            when,
+            turn: false,
+            emptied: 0,
+            overflow: None,
+        }
+    }
+}
 
 impl Outbox {
     /// Writes what the socket takes without waiting. Returns false when the socket's buffer
