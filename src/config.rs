@@ -79,6 +79,15 @@ pub struct Config {
     /// Most connections open at once from one client address (an IPv6 /64); past it, 429.
     /// Default 64, for people behind one NAT (`--max-connections-per-ip`).
     pub max_connections_per_ip: usize,
+    /// Share the rooms with other nodes through this Redis, `redis://HOST:PORT[/DB]` (see
+    /// [`crate::cluster`]); the stream is then each room's order and history, and `data`,
+    /// `ephemeral`, `fsync` and `history_keep`'s files do not apply to chat messages.
+    /// Default none: one node alone (`--redis`).
+    pub redis: Option<String>,
+    /// With `redis`: a node that has not refreshed its liveness this long (killed, or cut off
+    /// from Redis) has its members removed by the others; each node refreshes it every third
+    /// of this. Default 15 s (`--node-timeout`).
+    pub node_timeout: Duration,
 }
 
 impl Default for Config {
@@ -108,6 +117,8 @@ impl Default for Config {
             connection_stack: 256 * 1024,
             trusted_proxies: Vec::new(),
             max_connections_per_ip: 64,
+            redis: None,
+            node_timeout: Duration::from_secs(15),
         }
     }
 }

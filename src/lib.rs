@@ -26,6 +26,8 @@
 //! 7. [`room`] and [`chat_protocol`]: who is in the room, names, backlog, and the JSON the
 //!    server sends.
 //!
+//! Several nodes sharing their rooms through Redis (`--redis`): [`cluster`].
+//!
 //! Deployment pieces, each on its own: [`client_addr`] (the client behind a trusted proxy),
 //! [`per_ip`] (connections per client address), [`origin`] (which pages may upgrade) and
 //! [`health`] (`/healthz`).
@@ -37,6 +39,7 @@
 pub mod chat_protocol;
 pub mod cli;
 pub mod client_addr;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod frame;
