@@ -26,7 +26,7 @@
 //!
 //! Shared with other nodes (`--redis`), a room's order is its stream's instead: joins,
 //! messages and leaves are appended to it, and what happens in the room is what the node's
-//! reader applies from it ([`shared`]).
+//! reader applies from it (`room/shared.rs`).
 
 use crate::chat_protocol::{clean_name, name_key, Event, NameError};
 use crate::cluster::Cluster;

@@ -8,8 +8,8 @@
 //!
 //! This module is what a [`Room`] needs from the cluster, the [`Cluster`] trait, and the parts
 //! that do not need Redis: the stream's entries ([`entry`]) and the reconnect [`backoff`]. The
-//! implementation on Redis is [`redis`] (the `redis` cargo feature). The room's side, applying
-//! entries under its lock, is in [`crate::room`].
+//! implementation on Redis is the `redis` module (with the `redis` cargo feature). The room's
+//! side, applying entries under its lock, is in [`crate::room`].
 
 pub mod backoff;
 pub mod entry;

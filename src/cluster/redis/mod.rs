@@ -1,15 +1,15 @@
 //! The cluster on Redis: streams, a members hash per room, node liveness keys.
 //!
 //! A node has three kinds of threads talking to Redis:
-//! - members' own threads append (a message, a join, a leave) through [`Commands`], one
+//! - members' own threads append (a message, a join, a leave) through `Commands`, one
 //!   pipelined connection shared by the node;
-//! - one [`reader`] follows every room this node has members in, with a blocking `XREAD`, and
+//! - one `reader` follows every room this node has members in, with a blocking `XREAD`, and
 //!   applies what it reads; after a reconnect it checks each room (did Redis lose it?) and
-//!   makes good what the outage left undone (see [`reader`]);
-//! - one [`heartbeat`] refreshes the node's liveness key every third of `--node-timeout`, and
+//!   makes good what the outage left undone (see `reader`);
+//! - one `heartbeat` refreshes the node's liveness key every third of `--node-timeout`, and
 //!   removes the members of nodes whose key expired.
 //!
-//! The keys are listed in [`keys`], the scripts that change several at once in [`scripts`].
+//! The keys are listed in [`keys`], the scripts that change several at once in `scripts`.
 //! Every script is atomic and can run twice without harm, so nodes never need to agree on who
 //! does what: two nodes cleaning up after the same dead node append its leaves once.
 
