@@ -210,6 +210,12 @@ impl Room {
     pub fn apply(&self, node: &str, entries: Vec<(EntryId, Result<Entry, String>)>) -> Applied {
         let mut applied = Applied::default();
         let deliveries = &mut applied.deliveries;
+        // A batch of several entries is written by the pool, which gathers a member's frames
+        // into one write; a single entry at once.
+        let when = match entries.len() {
+            0 | 1 => When::Now,
+            _ => When::Later,
+        };
         let mut st = lock_for_queueing(&self.state);
         for (id, entry) in entries {
             let Some(following) = st.following.as_mut() else {
@@ -235,7 +241,7 @@ impl Room {
                 } => {
                     let sender = (from_node == node).then_some(member);
                     let (from, text) = (Arc::from(from), Arc::from(text));
-                    self.deliver(&mut st, sender, &from, &text, When::Now, deliveries);
+                    self.deliver(&mut st, sender, &from, &text, when, deliveries);
                 }
                 Entry::Join {
                     name,
