@@ -245,7 +245,15 @@ fn applied_entries_are_delivered_once_in_order_and_not_to_their_sender() {
         node: "n1".into(),
         member: 0,
     };
-    assert!(room.apply("n1", vec![(id(18), Ok(leave))]).reclaim);
+    let applied = room.apply("n1", vec![(id(18), Ok(leave))]);
+    assert!(applied.reclaim);
+    applied.deliveries.write();
+    // A batch is written by the pool: wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !a.is_idle() {
+        assert!(std::time::Instant::now() < deadline, "never written");
+        std::thread::yield_now();
+    }
     drop(alice);
     assert_eq!(
         texts(&a_out.output())[1..],
@@ -254,6 +262,8 @@ fn applied_entries_are_delivered_once_in_order_and_not_to_their_sender() {
             r#"{"type":"join","name":"bob"}"#,
             r#"{"type":"leave","name":"remote"}"#,
             r#"{"type":"message","from":"bob","text":"two"}"#,
+            // Until she claims it again, the room's view (and so she) has her gone.
+            r#"{"type":"leave","name":"alice"}"#,
         ]
     );
     // A newcomer's backlog is what was applied, after the snapshot's.
