@@ -2,8 +2,8 @@
 //! free loopback port, its files in a temp dir, stopped and restarted as a test needs.
 
 use super::TempDir;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -144,19 +144,6 @@ impl Redis {
             assert!(Instant::now() < deadline, "redis-server did not restart");
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-
-    /// Runs one command (inline protocol) and returns the raw reply.
-    pub fn command(&self, line: &str) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        stream.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-        let _ = stream.shutdown(std::net::Shutdown::Write);
-        let mut reply = String::new();
-        let _ = stream.read_to_string(&mut reply);
-        reply
     }
 }
 
