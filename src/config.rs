@@ -79,6 +79,9 @@ pub struct Config {
     /// Most connections open at once from one client address (an IPv6 /64); past it, 429.
     /// Default 64, for people behind one NAT (`--max-connections-per-ip`).
     pub max_connections_per_ip: usize,
+    /// Where to serve Prometheus metrics (`GET /metrics`), `HOST:PORT`, on a listener of its
+    /// own. Default none: no metrics port is opened (`--metrics-addr`).
+    pub metrics_addr: Option<String>,
     /// Share the rooms with other nodes through this Redis, `redis://HOST:PORT[/DB]` (see
     /// [`crate::cluster`]); the stream is then each room's order and history, and `data`,
     /// `ephemeral`, `fsync` and `history_keep`'s files do not apply to chat messages.
@@ -117,6 +120,7 @@ impl Default for Config {
             connection_stack: 256 * 1024,
             trusted_proxies: Vec::new(),
             max_connections_per_ip: 64,
+            metrics_addr: None,
             redis: None,
             node_timeout: Duration::from_secs(15),
         }

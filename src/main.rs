@@ -33,16 +33,24 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (local, shutdown) = match (server.local_addr(), server.shutdown_handle()) {
-        (Ok(local), Ok(shutdown)) => (local, shutdown),
-        (Err(e), _) | (_, Err(e)) => {
+    let (local, metrics, shutdown) = match (
+        server.local_addr(),
+        server.metrics_addr(),
+        server.shutdown_handle(),
+    ) {
+        (Ok(local), Ok(metrics), Ok(shutdown)) => (local, metrics, shutdown),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             eprintln!("wschat: {e}");
             return ExitCode::FAILURE;
         }
     };
-    // Scripts wait for this exact first line to learn the port, so it is flushed at once.
+    // Scripts wait for this exact first line to learn the port, so it is flushed at once; the
+    // metrics address, when asked for, is the second.
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "listening on http://{local}/");
+    if let Some(metrics) = metrics {
+        let _ = writeln!(stdout, "metrics on http://{metrics}/metrics");
+    }
     let _ = stdout.flush();
     drop(stdout);
 

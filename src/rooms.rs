@@ -190,6 +190,12 @@ impl Rooms {
     pub fn count(&self) -> usize {
         lock(&self.rooms).len()
     }
+
+    /// How many members all rooms have together (for the metrics).
+    pub fn member_count(&self) -> usize {
+        let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
+        rooms.iter().map(|room| room.members().len()).sum()
+    }
 }
 
 #[cfg(test)]

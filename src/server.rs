@@ -8,6 +8,7 @@ use crate::frame::CloseCode;
 use crate::history::{self, DataDir, Store};
 use crate::http::Response;
 use crate::log;
+use crate::metrics::{self, Metrics, Refusal};
 use crate::outbox::{Outbox, QueueLimits, When, Writers};
 use crate::per_ip::PerIpLimit;
 use crate::rooms::Rooms;
@@ -51,6 +52,8 @@ pub struct Shared {
     pub live: Mutex<HashMap<u64, Live>>,
     /// Connections per client address (`--max-connections-per-ip`).
     pub per_ip: Arc<PerIpLimit>,
+    /// What the server has done, for `--metrics-addr`.
+    pub metrics: Arc<Metrics>,
     /// Signalled when `live` shrinks and when shutdown starts.
     changed: Condvar,
     next_id: AtomicU64,
@@ -61,6 +64,8 @@ pub struct Shared {
 /// A bound server, ready to [`run`](Server::run).
 pub struct Server {
     listener: TcpListener,
+    /// The `--metrics-addr` listener, when asked for.
+    metrics_listener: Option<TcpListener>,
     shared: Arc<Shared>,
 }
 
@@ -69,11 +74,12 @@ pub struct Server {
 pub struct ShutdownHandle {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl Server {
-    /// Binds the listening socket and prepares the site. Fails when the address cannot be
-    /// bound or `--root` is not a directory.
+    /// Binds the listening socket (and the metrics one, if asked for) and prepares the site.
+    /// Fails when an address cannot be bound or `--root` is not a directory.
     pub fn bind(config: Config) -> io::Result<Server> {
         let site = match &config.root {
             Some(root) => Site::directory(root).map_err(|e| {
@@ -90,14 +96,20 @@ impl Server {
             .map_err(cannot_listen)?
             .collect();
         let listener = TcpListener::bind(&addrs[..]).map_err(cannot_listen)?;
+        let metrics_listener = match &config.metrics_addr {
+            Some(addr) => Some(bind_metrics(addr)?),
+            None => None,
+        };
         let rooms = open_rooms(&config)?;
+        let metrics = Arc::new(Metrics::new());
         let limits = QueueLimits {
             bytes: config.queue_bytes,
             messages: (config.queue_messages > 0).then_some(config.queue_messages),
         };
         let shared = Arc::new(Shared {
             rooms: Arc::new(rooms),
-            writers: Writers::new(limits, CLOSE_LINGER),
+            writers: Writers::with_metrics(limits, CLOSE_LINGER, Arc::clone(&metrics)),
+            metrics,
             site,
             per_ip: PerIpLimit::new(config.max_connections_per_ip),
             config,
@@ -106,7 +118,11 @@ impl Server {
             next_id: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
         });
-        Ok(Server { listener, shared })
+        Ok(Server {
+            listener,
+            metrics_listener,
+            shared,
+        })
     }
 
     /// The bound address (with the real port when 0 was asked for).
@@ -114,11 +130,20 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// The address metrics are served at; `None` without `--metrics-addr`.
+    pub fn metrics_addr(&self) -> io::Result<Option<SocketAddr>> {
+        self.metrics_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()
+    }
+
     /// A handle that stops this server.
     pub fn shutdown_handle(&self) -> io::Result<ShutdownHandle> {
         Ok(ShutdownHandle {
             shared: Arc::clone(&self.shared),
             addr: self.local_addr()?,
+            metrics_addr: self.metrics_addr()?,
         })
     }
 
@@ -126,6 +151,11 @@ impl Server {
     /// few seconds for their closing handshakes, and returns.
     pub fn run(self) -> io::Result<()> {
         let heartbeat = start_heartbeat(&self.shared);
+        let metrics = self.metrics_listener.and_then(|listener| {
+            metrics::endpoint::start(Arc::clone(&self.shared), listener)
+                .map_err(|e| log!("cannot start the metrics thread: {e}"))
+                .ok()
+        });
         // One spare descriptor: when the process runs out (EMFILE), it is freed to accept and
         // refuse the waiting connection instead of spinning on an accept that keeps failing.
         let mut spare = File::open("/dev/null").ok();
@@ -139,6 +169,8 @@ impl Server {
                     log!("accept failed ({e}): refusing a connection");
                     spare.take();
                     if let Ok((stream, _)) = self.listener.accept() {
+                        self.shared.metrics.connection_accepted();
+                        self.shared.metrics.refused(Refusal::OutOfDescriptors);
                         refuse(stream, "out of file descriptors");
                     }
                     spare = File::open("/dev/null").ok();
@@ -153,8 +185,8 @@ impl Server {
         drop(self.listener);
         close_everything(&self.shared);
         self.shared.rooms.close();
-        if let Some(heartbeat) = heartbeat {
-            let _ = heartbeat.join();
+        for thread in [heartbeat, metrics].into_iter().flatten() {
+            let _ = thread.join();
         }
         Ok(())
     }
@@ -203,17 +235,30 @@ impl ShutdownHandle {
         }
         log!("shutting down");
         self.shared.changed.notify_all();
-        // The accept loop is blocked in accept(): a connection of our own wakes it.
-        let mut wake = self.addr;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(if wake.is_ipv4() {
-                [127, 0, 0, 1].into()
-            } else {
-                std::net::Ipv6Addr::LOCALHOST.into()
-            });
+        // The accept loops are blocked in accept(): a connection of our own wakes each.
+        for mut wake in [Some(self.addr), self.metrics_addr].into_iter().flatten() {
+            if wake.ip().is_unspecified() {
+                wake.set_ip(if wake.is_ipv4() {
+                    [127, 0, 0, 1].into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+            }
+            let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
         }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
     }
+}
+
+/// Binds the `--metrics-addr` listener; the error names the flag.
+fn bind_metrics(addr: &str) -> io::Result<TcpListener> {
+    let named = |e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot listen on {addr} (--metrics-addr): {e}"),
+        )
+    };
+    let addrs: Vec<SocketAddr> = addr.to_socket_addrs().map_err(named)?.collect();
+    TcpListener::bind(&addrs[..]).map_err(named)
 }
 
 /// The process (`EMFILE`) or the whole system (`ENFILE`) has no file descriptor left.
@@ -242,6 +287,7 @@ fn refuse_with(stream: TcpStream, reply: Response) {
 }
 
 fn accept(shared: &Arc<Shared>, stream: TcpStream) {
+    shared.metrics.connection_accepted();
     let peer = match stream.peer_addr() {
         Ok(peer) => peer,
         Err(_) => return, // already gone
@@ -258,6 +304,7 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
                     "{peer} refused: {} connections open from this address (--max-connections-per-ip)",
                     shared.per_ip.max()
                 );
+                shared.metrics.refused(Refusal::MaxConnectionsPerIp);
                 refuse_with(stream, shared.per_ip.refusal());
                 return;
             }
@@ -273,6 +320,7 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
                 "{peer} refused: {} connections open (--max-connections)",
                 shared.config.max_connections
             );
+            shared.metrics.refused(Refusal::MaxConnections);
             if let Ok(stream) = Arc::try_unwrap(stream) {
                 refuse(stream, "server busy: too many connections");
             }
@@ -307,6 +355,7 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
         });
     if let Err(e) = spawned {
         log!("{peer} refused: cannot start a thread ({e})");
+        shared.metrics.refused(Refusal::NoThread);
         if let Some(live) = lock(&shared.live).remove(&id) {
             if let Ok(stream) = Arc::try_unwrap(live.stream) {
                 refuse(stream, "server busy: cannot start a thread");

@@ -89,6 +89,11 @@ impl WriterPool {
         }
     }
 
+    /// How many threads the pool has now, busy or idle.
+    pub fn threads(&self) -> usize {
+        lock(&self.state).threads
+    }
+
     fn work(self: Arc<Self>) {
         while let Some(job) = self.next_job() {
             run_caught(job);

@@ -77,6 +77,7 @@ fn a_client_sending_invalid_utf8_and_more_receives_1007() {
 #[test]
 fn a_peer_that_never_answers_the_close_is_dropped_after_the_linger_time() {
     let server = TestServer::with(|c| c.max_chat_message = 100);
+    let since = wschat::log::capture::mark();
     let mut silent = server.connect();
     let me = silent.local_addr().unwrap().to_string();
     silent
@@ -92,7 +93,7 @@ fn a_peer_that_never_answers_the_close_is_dropped_after_the_linger_time() {
     silent.read_to_end(&mut got).unwrap();
     assert_eq!(got[..4], [0x88, got[1], 0x03, 0xF1], "a 1009 close frame");
     // The session ends once the linger time is over, not at the idle limit (three pings).
-    let ended = wait_for_log(&[&me, "closed 1009"]);
+    let ended = wait_for_log(since, &[&me, "closed 1009"]);
     let seconds: f64 = ended
         .rsplit_once(" after ")
         .and_then(|(_, s)| s.trim_end().strip_suffix('s'))

@@ -305,6 +305,7 @@ fn redis_restart(stop: Stop, keep_data: bool) {
         (refused, events, sender)
     });
     std::thread::sleep(Duration::from_millis(300));
+    let before_outage = wschat::log::capture::mark();
     redis.stop(stop);
     let down = Instant::now();
     // Both nodes' members are told; /healthz says why.
@@ -375,7 +376,7 @@ fn redis_restart(stop: Stop, keep_data: bool) {
     } else {
         // Redis lost the room: the nodes noticed and started it again; members re-claimed
         // their names, so a newcomer sees everyone.
-        wait_for_log(&["Redis no longer has this room"]);
+        wait_for_log(before_outage, &["Redis no longer has this room"]);
         let (_, welcome) = member(&b, "late");
         for name in ["sender", "on-a", "on-b"] {
             assert!(welcome.contains(&format!("\"{name}\"")), "{welcome}");

@@ -281,6 +281,7 @@ fn seeds() -> Vec<Seed> {
     add("cli", cli_seeds());
     add("server", server_seeds());
     add("history_log", history_log_seeds());
+    add("inspect", checks::inspect::seeds());
     all
 }
 

@@ -1,9 +1,12 @@
 // wschat browser client: plain JavaScript, no dependencies, no build step.
 //
-// Protocol (see README): the first text frame is our name; the server answers
-// {"type":"welcome"} or {"type":"name-refused"}, then sends the backlog and
-// live "message" / "join" / "leave" objects. Our own messages are not echoed,
-// so we show them locally when sent.
+// Protocol (see README): the page joins one room, named by the URL's hash
+// (/#team-a; no hash is the lobby), at /chat/NAME (/chat for the lobby). The
+// first text frame is our name; the server answers {"type":"welcome"} or
+// {"type":"name-refused"}, then sends the backlog and live "message" / "join" /
+// "leave" objects, merged "presence" and whole-list "members" objects when we
+// fell behind, and "not-sent" when it could not keep one of our messages. Our
+// own messages are not echoed, so we show them locally when sent.
 //
 // Safety rule for this file: every string that came from the user or the
 // network is rendered with textContent / createTextNode, never as HTML.
@@ -16,11 +19,22 @@
   const BACKOFF_MAX_MS = 10000;
   const MAX_LOG_ENTRIES = 2000; // keep a long-running tab's memory bounded
   const RECENT_KEEP = 500; // chat messages remembered for backlog de-duplication
+  const LOBBY = 'lobby'; // the room /chat joins
+  const MAX_ROOM_CHARS = 32;
+  const ROOM_RULE = 'A room name is 1 to ' + MAX_ROOM_CHARS + ' characters of a-z, 0-9, - and _.';
+  // A merged presence event naming more people than this is one summary line.
+  const PRESENCE_LINES_MAX = 20;
 
-  const CHAT_URL = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/chat';
+  const WS_BASE = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host;
+  const chatUrl = (name) => WS_BASE + (name === LOBBY ? '/chat' : '/chat/' + encodeURIComponent(name));
 
   const $ = (id) => document.getElementById(id);
   const ui = {
+    roomLabel: $('room-label'),
+    roomForm: $('room-form'),
+    roomInput: $('room-input'),
+    roomError: $('room-error'),
+    nameRoom: $('name-room'),
     status: $('status'),
     statusText: $('status-text'),
     statusCountdown: $('status-countdown'),
@@ -38,10 +52,11 @@
   };
 
   let ws = null; // the current socket; events from older sockets are ignored
+  let room = null; // the room we are in or joining (lower case, as the server names it)
   let wantedName = null; // name to (re)join with; null while the user is choosing one
   let myName = null; // name the server accepted (its canonical form)
   let joined = false; // between "welcome" and the socket closing
-  let everJoined = false;
+  let everJoined = false; // in this room, so a later welcome is a reconnect
   let attempt = 0; // consecutive reconnect attempts, drives the backoff
   let retryTimer = null;
   let countdownTimer = null;
@@ -77,7 +92,7 @@
     setStatus('connecting', 'Connecting…');
     let sock;
     try {
-      sock = new WebSocket(CHAT_URL);
+      sock = new WebSocket(chatUrl(room));
     } catch (err) {
       console.warn('wschat: cannot open WebSocket', err);
       scheduleReconnect();
@@ -102,6 +117,15 @@
     joined = false;
     updateComposer();
     if (wasJoined) addSystem('Connection lost: ' + describeClose(ev) + '.');
+    if (!wasJoined && ev.code === 1008 && wantedName !== null) {
+      // Refused before the welcome, e.g. the server's cap on rooms: trying again would be
+      // refused again, so say why and wait for the person to pick another room or retry.
+      const why = 'Cannot join #' + room + ': ' + (ev.reason || 'refused by the server') + '.';
+      if (!ui.nameView.hidden) showNameForm(why);
+      else addSystem(why);
+      setStatus('disconnected', 'Not in a room');
+      return;
+    }
     if (wantedName === null) {
       // The user is choosing a name (after a refusal); connect again on submit.
       setStatus('disconnected', 'Disconnected');
@@ -165,6 +189,11 @@
       case 'leave':
         if (typeof msg.name === 'string') onLeave(msg.name);
         break;
+      case 'presence': onPresence(msg); break;
+      case 'members': onMembers(msg); break;
+      case 'not-sent':
+        if (typeof msg.text === 'string') onNotSent(msg);
+        break;
       // Several nodes (--redis): the shared store went away and came back.
       case 'degraded':
         addSystem('The chat is degraded: messages cannot be sent for now.');
@@ -180,6 +209,8 @@
 
   function onWelcome(msg) {
     myName = typeof msg.name === 'string' ? msg.name : wantedName;
+    document.body.dataset.room = typeof msg.room === 'string' ? msg.room : room;
+    showRoom(document.body.dataset.room);
     wantedName = myName; // reconnect with exactly the accepted name
     joined = true;
     attempt = 0;
@@ -223,22 +254,210 @@
     addMessage(msg.from, msg.text, { backlog });
   }
 
+  // After a "members" list, a join of someone listed or a leave of someone not
+  // listed may still follow (the list can be newer than the notices queued
+  // behind it): those change nothing and are not shown.
   function onJoin(name) {
-    if (name !== myName) members.add(name);
+    if (name === myName || members.has(name)) return;
+    members.add(name);
     renderMembers();
     addNotice('join', name, ' joined');
   }
 
   function onLeave(name) {
-    members.delete(name);
+    if (!members.delete(name)) return;
     renderMembers();
     addNotice('leave', name, ' left');
+  }
+
+  const names = (list) => (Array.isArray(list) ? list.filter((n) => typeof n === 'string') : []);
+
+  // Joins and leaves merged by the server while we were behind: the net effect
+  // since our last notice. Joined first, then left.
+  function onPresence(msg) {
+    const came = [];
+    const went = [];
+    for (const name of names(msg.joined)) {
+      if (name !== myName && !members.has(name)) { members.add(name); came.push(name); }
+    }
+    for (const name of names(msg.left)) {
+      if (members.delete(name)) went.push(name);
+    }
+    renderMembers();
+    if (came.length + went.length > PRESENCE_LINES_MAX) {
+      addSummary('presence', came, went);
+    } else {
+      for (const name of came) addNotice('join', name, ' joined');
+      for (const name of went) addNotice('leave', name, ' left');
+    }
+  }
+
+  // Everyone present (us included), for when we fell too far behind for the
+  // changes: it replaces the list; what changed is one summary line.
+  function onMembers(msg) {
+    const now = new Set(names(msg.members).filter((n) => n !== myName));
+    const came = [...now].filter((n) => !members.has(n));
+    const went = [...members].filter((n) => !now.has(n));
+    members.clear();
+    for (const name of now) members.add(name);
+    renderMembers();
+    if (came.length + went.length > 0) addSummary('members', came, went);
+  }
+
+  // The server could not keep one of our messages (e.g. its disk is full), so
+  // nobody received it. Mark our latest copy of it and give the text back.
+  function onNotSent(msg) {
+    const reason = typeof msg.reason === 'string' && msg.reason ? msg.reason : 'the server could not store it';
+    const own = [...ui.log.querySelectorAll('.entry[data-kind="message"][data-own="true"]:not([data-not-sent])')]
+      .reverse().find((e) => e.querySelector('.text').textContent === msg.text);
+    if (own) {
+      own.dataset.notSent = 'true';
+      own.classList.add('not-sent');
+      const flag = document.createElement('span');
+      flag.className = 'flag';
+      flag.textContent = 'not sent';
+      own.append(flag);
+    }
+    // It will not be in a backlog, so it must not cancel a replayed copy.
+    const i = recent.lastIndexOf(myName + '\n' + msg.text);
+    if (i >= 0) recent.splice(i, 1);
+    addSystem('Your message was not sent: ' + reason + '. Nobody received it; you can send it again.');
+    if (ui.messageInput.value === '') ui.messageInput.value = msg.text;
   }
 
   function remember(key) {
     recent.push(key);
     if (recent.length > RECENT_KEEP) recent.shift();
   }
+
+  // ----------------------------------------------------------------- rooms
+
+  // The server's rule (see README): why `name` is no room name, or null.
+  function roomProblem(name) {
+    if (name.length === 0) return 'Please enter a room name.';
+    if (name.length > MAX_ROOM_CHARS) return 'A room name has at most ' + MAX_ROOM_CHARS + ' characters. ' + ROOM_RULE;
+    if (!/^[A-Za-z0-9_-]+$/.test(name)) return '“' + name + '” is not a room name. ' + ROOM_RULE;
+    return null;
+  }
+
+  // The room the address names: /#NAME, or the lobby without a hash.
+  function roomFromLocation() {
+    let name = location.hash.replace(/^#/, '');
+    try {
+      name = decodeURIComponent(name);
+    } catch {
+      // Keep the raw text: it is refused below as not a room name.
+    }
+    if (name === '') return { room: LOBBY };
+    const problem = roomProblem(name);
+    return problem ? { problem } : { room: name.toLowerCase() };
+  }
+
+  const roomHref = (name) => location.pathname + location.search + (name === LOBBY ? '' : '#' + name);
+
+  function showRoomError(text) {
+    ui.roomError.textContent = text || '';
+    ui.roomError.hidden = !text;
+    ui.roomInput.setAttribute('aria-invalid', text ? 'true' : 'false');
+  }
+
+  function showRoom(name) {
+    ui.roomLabel.textContent = '#' + name;
+    ui.nameRoom.textContent = '#' + name;
+    document.title = '#' + name + ' · wschat';
+  }
+
+  const here = () => location.pathname + location.search + location.hash;
+
+  // Follows the address: called at start and on back/forward and hash changes.
+  // (A hash change fires both popstate and hashchange; the second finds the
+  // address already where we are, and changes nothing.)
+  function onLocation() {
+    if (room !== null && here() === roomHref(room)) return;
+    const want = roomFromLocation();
+    if (want.problem) {
+      showRoomError(want.problem);
+      // The address names where we are (the lobby when the page was opened so).
+      history.replaceState(null, '', roomHref(room === null ? LOBBY : room));
+      if (room === null) enterRoom(LOBBY);
+      return;
+    }
+    showRoomError('');
+    const canonical = roomHref(want.room);
+    if (here() !== canonical) {
+      history.replaceState(null, '', canonical); // #Team-A is #team-a, #lobby is /
+    }
+    enterRoom(want.room);
+  }
+
+  // Leaves the current room (a clean close, no "connection lost") and joins
+  // `name` under the same name, or waits for a name if none is chosen yet.
+  function enterRoom(name) {
+    if (name === room) {
+      // Asked for again after a refusal (e.g. the cap on rooms): try once more.
+      if (!ws && wantedName !== null && retryTimer === null) {
+        attempt = 0;
+        connect();
+      }
+      return;
+    }
+    dropSocket();
+    room = name;
+    delete document.body.dataset.room;
+    joined = false;
+    everJoined = false;
+    members.clear();
+    recent.length = 0;
+    backlogSkip = new Map();
+    ui.log.replaceChildren();
+    renderMembers();
+    updateComposer();
+    showRoom(name);
+    ui.nameError.hidden = true; // a refusal was about the room we left
+    if (wantedName !== null) {
+      attempt = 0;
+      connect(); // the open handler sends the name
+    } else {
+      setStatus('disconnected', 'Disconnected');
+    }
+  }
+
+  // Closes the current socket on purpose: its events are ignored from now on.
+  function dropSocket() {
+    clearTimers();
+    const sock = ws;
+    ws = null;
+    if (!sock) return;
+    sock.onmessage = null;
+    sock.onclose = null;
+    if (sock.readyState === WebSocket.OPEN) {
+      sock.close(1000, 'switching rooms');
+    } else if (sock.readyState === WebSocket.CONNECTING) {
+      // Closing a socket that is still connecting makes the browser log an
+      // error; close it as soon as it opens instead.
+      sock.onopen = () => sock.close(1000, 'switching rooms');
+    }
+  }
+
+  ui.roomForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const name = ui.roomInput.value.trim().replace(/^#/, '');
+    const problem = roomProblem(name);
+    if (problem) {
+      showRoomError(problem);
+      ui.roomInput.focus();
+      return;
+    }
+    showRoomError('');
+    ui.roomInput.value = '';
+    const href = roomHref(name.toLowerCase());
+    if (href !== here()) history.pushState(null, '', href);
+    enterRoom(name.toLowerCase()); // the same room again retries a refused join
+  });
+
+  // Back and forward between rooms; a hash typed into the address bar.
+  window.addEventListener('popstate', onLocation);
+  window.addEventListener('hashchange', onLocation);
 
   // ------------------------------------------------------------ name form
 
@@ -361,6 +580,25 @@
     });
   }
 
+  // One line for many joins and leaves: "25 joined, 3 left".
+  function addSummary(kind, came, went) {
+    const parts = [];
+    if (came.length) parts.push(came.length + ' joined');
+    if (went.length) parts.push(went.length + ' left');
+    const text = (kind === 'members' ? 'Member list refreshed: ' : '') + parts.join(', ');
+    const span = document.createElement('span');
+    span.className = 'text';
+    span.textContent = text;
+    appendEntry('presence', [span, timeStamp()], (div) => {
+      div.dataset.summary = kind;
+      div.dataset.joined = String(came.length);
+      div.dataset.left = String(went.length);
+      // The names, for a pointer hovering the line (set as text, never HTML).
+      div.title = [came.length ? 'Joined: ' + came.join(', ') : '', went.length ? 'Left: ' + went.join(', ') : '']
+        .filter(Boolean).join('\n');
+    });
+  }
+
   function addSystem(text) {
     const span = document.createElement('span');
     span.className = 'text';
@@ -389,4 +627,5 @@
   }
 
   updateComposer();
+  onLocation();
 })();

@@ -11,7 +11,7 @@ use wschat::transport::{MemoryTransport, Transport};
 /// One set of writers per limits and calling thread, as in a server (each owns its threads).
 /// Per thread, so that checks running at once (the seed replay's tests) do not see each
 /// other's broadcasts: a check's writes then happen as they would in one server.
-fn writers(limits: QueueLimits) -> Arc<Writers> {
+pub(super) fn writers(limits: QueueLimits) -> Arc<Writers> {
     type Key = (usize, Option<usize>, std::thread::ThreadId);
     type Known = Mutex<Vec<(Key, Arc<Writers>)>>;
     static KNOWN: OnceLock<Known> = OnceLock::new();
@@ -28,7 +28,7 @@ fn writers(limits: QueueLimits) -> Arc<Writers> {
     writers
 }
 
-fn peer() -> SocketAddr {
+pub(super) fn peer() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9))
 }
 

@@ -15,7 +15,7 @@
 //! [`upgrade`] (RFC 6455 4.2.1) with [`origin`] (same-origin and listed origins), [`static_files`] (the web root), [`frames`] (WebSocket
 //! frames both ways), [`json`] (the parser behind [`chat`]), [`chat`] (chat events and the
 //! room model), [`memory_outbox`] (outboxes without sockets), [`session`], [`server`] (a real
-//! server on loopback), [`httpdate`], [`cli`] and [`history`] (a room's log file).
+//! server on loopback), [`httpdate`], [`cli`], [`history`] (a room's log file) and [`inspect`] (the inspector).
 #![allow(dead_code)]
 
 pub mod chat;
@@ -24,6 +24,7 @@ pub mod frames;
 pub mod history;
 pub mod http;
 pub mod httpdate;
+pub mod inspect;
 pub mod json;
 pub mod memory_outbox;
 pub mod origin;
@@ -37,6 +38,7 @@ pub use cli::check_cli;
 pub use history::check_history_log;
 pub use http::check_http_head;
 pub use httpdate::check_httpdate;
+pub use inspect::check_inspect;
 pub use server::check_server;
 pub use session::check_session;
 pub use static_files::{check_static_path, check_static_request};
@@ -58,6 +60,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("cli", check_cli),
     ("server", check_server),
     ("history_log", check_history_log),
+    ("inspect", check_inspect),
 ];
 
 /// The check for `target`, if there is such a target.

@@ -50,8 +50,8 @@ impl SessionSetup {
         SessionSetup {
             max_message: match (&endpoint, selector & 2 != 0) {
                 (Endpoint::Chat(_), _) => 4096,
-                (Endpoint::Echo, false) => 64 * 1024,
-                (Endpoint::Echo, true) => 1024,
+                (Endpoint::Echo | Endpoint::Inspect, false) => 64 * 1024,
+                (Endpoint::Echo | Endpoint::Inspect, true) => 1024,
             },
             rate_limit: if selector & 8 != 0 { 5 } else { 0 },
             limits: if selector & 4 != 0 {
@@ -117,7 +117,7 @@ pub fn check_session(data: &[u8]) {
     let messages = parse_server_output(&output)
         .unwrap_or_else(|e| panic!("invalid server output ({e}): {}", hex(&output)));
     let limit = match setup.endpoint {
-        Endpoint::Echo => 2 * stream.len() + 512,
+        Endpoint::Echo | Endpoint::Inspect => 2 * stream.len() + 512,
         Endpoint::Chat(_) => 16 * stream.len() + 1024,
     };
     assert!(
@@ -138,7 +138,9 @@ pub fn check_session(data: &[u8]) {
     }
 
     match setup.endpoint {
-        Endpoint::Echo => check_echoed(stream, setup.max_message, &messages, true),
+        Endpoint::Echo | Endpoint::Inspect => {
+            check_echoed(stream, setup.max_message, &messages, true)
+        }
         Endpoint::Chat(_) => {
             check_chat_session(&output, &bob_transport.output(), setup.tight_queue())
         }

@@ -174,6 +174,14 @@ pub const FLAGS: &[Flag] = &[
         default: |d| d.max_connections_per_ip.to_string(),
     },
     Flag {
+        name: "--metrics-addr",
+        takes: Takes::Value("HOST:PORT", |c, v| {
+            store(&mut c.metrics_addr, host_port(v).map(Some))
+        }),
+        help: "serve Prometheus metrics at /metrics here; keep it private",
+        default: |d| d.metrics_addr.clone().unwrap_or_else(|| "off".to_string()),
+    },
+    Flag {
         name: "--redis",
         takes: Takes::Value("URL", |c, v| store(&mut c.redis, redis_url(v).map(Some))),
         help: "share rooms with other nodes through this Redis, redis://HOST:PORT[/DB]",

@@ -1,4 +1,4 @@
-//! One room's history on disk: an append-only file of [`line`](super::line)s, repaired when
+//! One room's history on disk: an append-only file of [`line`](mod@super::line)s, repaired when
 //! opened, compacted when it grows past its bound.
 //!
 //! The guarantees, each tested by causing the fault for real:

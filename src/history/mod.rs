@@ -1,6 +1,6 @@
 //! Durable chat history: one append-only log per room in the data directory.
 //!
-//! [`dir`] finds, creates and locks the directory; [`line`] is the format of one stored
+//! [`dir`] finds, creates and locks the directory; [`line`](mod@line) is the format of one stored
 //! message; [`log`] is a room's file (append, repair, compaction); [`sync`] is the group
 //! commit behind `--fsync`. The room ([`crate::room`]) appends each message under its lock
 //! before queueing it to anyone.

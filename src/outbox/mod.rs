@@ -29,21 +29,23 @@
 
 use crate::client_addr::Client;
 use crate::frame::{self, CloseCode};
+use crate::metrics::Metrics;
 use crate::presence::PresenceMark;
 use crate::sync::lock;
-use crate::timer::Timer;
 use crate::transport::Transport;
-use crate::writer_pool::WriterPool;
 use std::collections::VecDeque;
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tungstenite::Bytes;
 
 mod turn;
+mod writers;
 
-pub use turn::Deliveries;
+use turn::Overflow;
+pub use turn::{Deliveries, Queued};
+pub use writers::{QueueLimits, When, Writers};
 
 /// What a waiting presence mark counts for against the byte bound: about a join notice. The
 /// frame it becomes can be longer, but it is made only when written.
@@ -56,76 +58,39 @@ enum Item {
     Frame(Bytes),
     /// Joins and leaves, made into a frame when written so that later ones can merge into it.
     Presence(PresenceMark),
+    /// What a full socket did not take of a batch, put back: already counted as sent, and
+    /// possibly the tail of a frame.
+    Rest(Bytes),
 }
 
 impl Item {
     fn cost(&self) -> usize {
         match self {
-            Item::Frame(frame) => frame.len(),
+            Item::Frame(frame) | Item::Rest(frame) => frame.len(),
             Item::Presence(_) => PRESENCE_COST,
         }
     }
 
-    /// The frame to write; `None` for presence that adds up to nothing.
-    fn into_frame(self) -> Option<Bytes> {
+    /// The bytes to write and the data frames they start; `None` for presence that adds up
+    /// to nothing.
+    fn into_frame(self) -> Option<(Bytes, u64)> {
         match self {
-            Item::Frame(frame) => Some(frame),
-            Item::Presence(mark) => mark.render(),
+            Item::Frame(frame) => {
+                let messages = frame::data_frames(&frame);
+                Some((frame, messages))
+            }
+            Item::Presence(mark) => mark.render().map(|frame| (frame, 1)),
+            Item::Rest(rest) => Some((rest, 0)),
         }
     }
 }
 
-/// Frames taken from the queue to be written, and what they counted for in it.
+/// Frames taken from the queue to be written, what they counted for in it, and the data
+/// frames among them (for the metrics).
 struct Batch {
     frames: Vec<Bytes>,
     cost: usize,
-}
-
-/// How much may wait in one connection's queue for frames from others.
-#[derive(Debug, Clone, Copy)]
-pub struct QueueLimits {
-    /// Most bytes waiting (including a batch being written).
-    pub bytes: usize,
-    /// Most frames waiting, when set; `None` lets the byte bound decide alone.
-    pub messages: Option<usize>,
-}
-
-/// When a queued frame is written; see the module docs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum When {
-    /// By the caller, as far as the socket has room; the pool writes the rest.
-    Now,
-    /// By the pool, batched with whatever else piles up.
-    Later,
-    /// By the connection's own thread, which waits until the frame is out.
-    Waiting,
-}
-
-/// What every outbox of a server shares: the limits, the pool that writes, the timer that
-/// bounds lingering closes.
-#[derive(Debug)]
-pub struct Writers {
-    limits: QueueLimits,
-    linger: Duration,
-    pool: Arc<WriterPool>,
-    timer: Arc<Timer>,
-    /// Broadcasts whose senders are writing them right now. While one is, the next goes to
-    /// the pool: several senders writing every member's socket at once would pay a system
-    /// call per frame and member, where a pool thread writes a member's pile in one.
-    broadcasting: AtomicUsize,
-}
-
-impl Writers {
-    /// Shared state for outboxes with `limits`, whose closes linger at most `linger`.
-    pub fn new(limits: QueueLimits, linger: Duration) -> Arc<Self> {
-        Arc::new(Writers {
-            limits,
-            linger,
-            pool: WriterPool::new(Duration::from_secs(10)),
-            timer: Timer::new(),
-            broadcasting: AtomicUsize::new(0),
-        })
-    }
+    messages: u64,
 }
 
 /// Where a connection is in its life; each phase says what may still be queued.
@@ -186,26 +151,6 @@ enum Release {
     ShutBoth,
 }
 
-/// Why a frame made the queue overflow, for the log line written after any lock is let go.
-#[derive(Debug, Clone, Copy)]
-struct Overflow {
-    frames: usize,
-    bytes: usize,
-}
-
-/// A frame that [`Outbox::enqueue`] took (or refused). [`Queued::write`] writes it as asked,
-/// and is to be called once the caller holds no lock.
-#[derive(Debug)]
-#[must_use = "call write() once no lock is held, or the queue stalls until a pool thread takes it"]
-pub struct Queued {
-    outbox: Option<Arc<Outbox>>,
-    when: When,
-    /// The caller made the queue non-empty and holds the turn to write it.
-    turn: bool,
-    emptied: u64,
-    overflow: Option<Overflow>,
-}
-
 impl Outbox {
     /// A new, empty outbox writing to `stream`.
     pub fn new(stream: Arc<dyn Transport>, peer: impl Into<Client>, writers: Arc<Writers>) -> Self {
@@ -239,6 +184,11 @@ impl Outbox {
     /// Who is at the other end, for logs.
     pub fn peer(&self) -> Client {
         self.peer
+    }
+
+    /// The server's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.writers.metrics
     }
 
     /// Queues `frame`, to be written as `when` says once the caller calls [`Queued::write`].
@@ -287,6 +237,7 @@ impl Outbox {
             // still lands on a frame boundary.
             st.queue.clear();
             st.bytes = 0;
+            self.writers.metrics.queue_overflowed();
             let close = frame::close(
                 CloseCode::Policy,
                 "outgoing queue full: you are not reading fast enough",
@@ -416,8 +367,20 @@ impl Outbox {
             drop(st);
             // Made outside the lock: a merged notice can list many names.
             let cost = items.iter().map(Item::cost).sum();
-            let frames = items.into_iter().filter_map(Item::into_frame).collect();
-            return Ok(Batch { frames, cost });
+            let mut messages = 0;
+            let frames = items
+                .into_iter()
+                .filter_map(Item::into_frame)
+                .map(|(frame, data)| {
+                    messages += data;
+                    frame
+                })
+                .collect();
+            return Ok(Batch {
+                frames,
+                cost,
+                messages,
+            });
         }
         st.writing = false;
         st.emptied += 1;
@@ -459,24 +422,6 @@ fn linger_over(outbox: &Weak<Outbox>) {
     let lingering = matches!(lock(&outbox.state).phase, Phase::Lingering(_));
     if lingering {
         outbox.kill();
-    }
-}
-
-impl Queued {
-    /// True when this frame made the queue overflow: the connection is being closed with
-    /// 1008 and takes nothing more from others.
-    pub fn overflowed(&self) -> bool {
-        self.overflow.is_some()
-    }
-
-    fn refused(when: When) -> Self {
-        Queued {
-            outbox: None,
-            when,
-            turn: false,
-            emptied: 0,
-            overflow: None,
-        }
     }
 }
 

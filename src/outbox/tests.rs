@@ -4,6 +4,7 @@ use crate::sync::lock;
 use std::io;
 use std::sync::mpsc;
 use std::thread;
+use std::time::Duration;
 
 /// A socket whose buffer takes `room` more bytes without waiting (a waiting write takes
 /// everything), and that records what was written and how it was shut down.
@@ -105,6 +106,25 @@ fn a_full_socket_leaves_the_rest_to_the_pool_in_order() {
     }
     wait_until_idle(&outbox);
     assert_eq!(socket.written(), frames.concat());
+}
+
+#[test]
+fn frames_put_back_after_a_partial_write_are_counted_once() {
+    let socket = Socket::with_room(12);
+    let outbox = outbox(&socket);
+    let frames: Vec<Bytes> = (0..20)
+        .map(|i| frame::text(&format!("frame {i}")))
+        .collect();
+    // All twenty in one batch: the caller writes a frame and a part, the pool the rest.
+    let first = outbox.enqueue(frames[0].clone(), When::Now);
+    for frame in &frames[1..] {
+        outbox.enqueue(frame.clone(), When::Now).write();
+    }
+    first.write();
+    wait_until_idle(&outbox);
+    assert_eq!(socket.written(), frames.concat());
+    let bytes = frames.concat().len() as u64;
+    assert_eq!(outbox.metrics().sent_so_far(), (20, bytes));
 }
 
 #[test]

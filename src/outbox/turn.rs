@@ -1,6 +1,7 @@
-//! Writing a queue: what the holder of the turn does, as [`When`] asks.
+//! Writing a queue: the value [`Outbox::enqueue`] returns ([`Queued`]), and what the holder of
+//! the turn does with it, as [`When`] asks.
 
-use super::{Batch, Item, Outbox, Overflow, Phase, Queued, When};
+use super::{Batch, Item, Outbox, Phase, When};
 use crate::log;
 use crate::sync::lock;
 use std::io;
@@ -9,26 +10,69 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError};
 use tungstenite::Bytes;
 
+/// Why a frame made the queue overflow, for the log line written after any lock is let go.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Overflow {
+    pub(super) frames: usize,
+    pub(super) bytes: usize,
+}
+
+/// A frame that [`Outbox::enqueue`] took (or refused). [`Queued::write`] writes it as asked,
+/// and is to be called once the caller holds no lock.
+#[derive(Debug)]
+#[must_use = "call write() once no lock is held, or the queue stalls until a pool thread takes it"]
+pub struct Queued {
+    pub(super) outbox: Option<Arc<Outbox>>,
+    pub(super) when: When,
+    /// The caller made the queue non-empty and holds the turn to write it.
+    pub(super) turn: bool,
+    pub(super) emptied: u64,
+    pub(super) overflow: Option<Overflow>,
+}
+
+impl Queued {
+    /// True when this frame made the queue overflow: the connection is being closed with
+    /// 1008 and takes nothing more from others.
+    pub fn overflowed(&self) -> bool {
+        self.overflow.is_some()
+    }
+
+    pub(super) fn refused(when: When) -> Self {
+        Queued {
+            outbox: None,
+            when,
+            turn: false,
+            emptied: 0,
+            overflow: None,
+        }
+    }
+}
+
 impl Outbox {
     /// Writes what the socket takes without waiting. Returns false when the socket's buffer
     /// filled up: the unwritten rest is back at the front of the queue and the turn is still
     /// the caller's, to hand to a thread that can wait.
     fn write_without_waiting(self: &Arc<Self>) -> bool {
         let mut done = 0;
+        // Added to the metrics once, when the turn ends or is handed on.
+        let (mut messages, mut bytes) = (0, 0);
         loop {
             let batch = match self.take_queue(done) {
                 Ok(batch) => batch,
                 Err(release) => {
+                    self.writers.metrics.sent(messages, bytes);
                     self.release(release);
                     return true;
                 }
             };
             done = batch.cost;
+            messages += batch.messages;
             for (i, frame) in batch.frames.iter().enumerate() {
                 match send_until_blocked(frame, |buf| self.stream.try_write(buf)) {
-                    Ok(n) if n == frame.len() => {}
+                    Ok(n) if n == frame.len() => bytes += n as u64,
                     Ok(n) => {
                         self.put_back(batch.cost, frame.slice(n..), &batch.frames[i + 1..]);
+                        self.writers.metrics.sent(messages, bytes + n as u64);
                         return false;
                     }
                     Err(e) => {
@@ -41,7 +85,8 @@ impl Outbox {
     }
 
     /// Puts what a full socket did not take back in front of anything newer, unless the
-    /// connection died meanwhile. `cost` is what the whole batch counted for.
+    /// connection died meanwhile. `cost` is what the whole batch counted for. Its frames were
+    /// counted as sent when the batch was taken, so they go back as [`Item::Rest`].
     fn put_back(&self, cost: usize, partial: Bytes, rest: &[Bytes]) {
         let mut st = lock(&self.state);
         st.bytes = st.bytes.saturating_sub(cost);
@@ -50,7 +95,7 @@ impl Outbox {
         }
         for frame in rest.iter().rev().chain([&partial]) {
             st.bytes += frame.len();
-            st.queue.push_front(Item::Frame(frame.clone()));
+            st.queue.push_front(Item::Rest(frame.clone()));
         }
     }
 
@@ -60,7 +105,11 @@ impl Outbox {
         let mut batch: Vec<u8> = Vec::new();
         let mut done = 0;
         loop {
-            let Batch { frames, cost } = match self.take_queue(done) {
+            let Batch {
+                frames,
+                cost,
+                messages,
+            } = match self.take_queue(done) {
                 Ok(batch) => batch,
                 Err(release) => return self.release(release),
             };
@@ -68,22 +117,24 @@ impl Outbox {
             // Small frames are gathered into one write (one system call, fewer TCP segments);
             // large ones are written straight from their shared buffer.
             let mut result = Ok(());
+            let mut sent = 0;
             for frame in frames {
                 if frame.len() >= 16 * 1024 {
                     result = result
-                        .and_then(|()| self.write_all(&batch))
-                        .and_then(|()| self.write_all(&frame));
+                        .and_then(|()| self.write_all(&batch, &mut sent))
+                        .and_then(|()| self.write_all(&frame, &mut sent));
                     batch.clear();
                 } else {
                     batch.extend_from_slice(&frame);
                     if batch.len() >= 64 * 1024 {
-                        result = result.and_then(|()| self.write_all(&batch));
+                        result = result.and_then(|()| self.write_all(&batch, &mut sent));
                         batch.clear();
                     }
                 }
             }
-            result = result.and_then(|()| self.write_all(&batch));
+            result = result.and_then(|()| self.write_all(&batch, &mut sent));
             batch.clear();
+            self.writers.metrics.sent(messages, sent);
             if let Err(e) = result {
                 self.write_failed(&e);
             }
@@ -91,9 +142,10 @@ impl Outbox {
     }
 
     /// Writes all of `bytes`, waiting as long as the write timeout allows (after which the
-    /// socket reports `WouldBlock`, an error here).
-    fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+    /// socket reports `WouldBlock`, an error here). Adds what was written to `sent`.
+    fn write_all(&self, bytes: &[u8], sent: &mut u64) -> io::Result<()> {
         let n = send_until_blocked(bytes, |buf| self.stream.write(buf))?;
+        *sent += n as u64;
         match n == bytes.len() {
             true => Ok(()),
             false => Err(io::ErrorKind::TimedOut.into()),
@@ -193,7 +245,7 @@ impl Deliveries {
     }
 
     /// Writes every frame. While another broadcast is being written by its sender, frames
-    /// asked for [`When::Now`] go to the pool instead (see [`Writers`]).
+    /// asked for [`When::Now`] go to the pool instead (see [`Writers`](super::Writers)).
     pub fn write(self) {
         for line in &self.notes {
             log!("{line}");

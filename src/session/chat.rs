@@ -102,6 +102,7 @@ impl ChatMember {
         };
         if let Some(limiter) = &mut self.limiter {
             if !limiter.allow() {
+                outbox.metrics().rate_limited();
                 return Next::Close(CloseCode::Policy, "sending too fast".into());
             }
         }

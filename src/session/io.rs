@@ -1,5 +1,6 @@
 //! The stream tungstenite sees for one connection: reads come from the socket through a
-//! buffer sized for what is coming, writes go to the connection's outbox.
+//! buffer sized for what is coming, writes go to the connection's outbox. What is read is
+//! counted here too, and added to the server's metrics once per read from the socket.
 
 use crate::outbox::{Outbox, When};
 use std::io::{self, Read, Write};
@@ -27,17 +28,33 @@ pub struct SessionIo<'a> {
     ahead_pos: usize,
     /// The last read filled its buffer: more is probably waiting.
     bursting: bool,
+    /// Data messages and bytes read but not yet added to the metrics: they are added before
+    /// each wait for the peer and at the end, one add per read rather than per message.
+    uncounted: (u64, u64),
 }
 
 impl<'a> SessionIo<'a> {
-    /// A stream over `outbox`'s connection.
-    pub fn new(outbox: &'a Arc<Outbox>) -> Self {
+    /// A stream over `outbox`'s connection, which has already read `already_read` bytes of
+    /// WebSocket frames (those that came with the request head).
+    pub fn new(outbox: &'a Arc<Outbox>, already_read: usize) -> Self {
         SessionIo {
             outbox,
             ahead: Vec::new(),
             ahead_pos: 0,
             bursting: false,
+            uncounted: (0, already_read as u64),
         }
+    }
+
+    /// Counts a data message read.
+    pub fn count_message(&mut self) {
+        self.uncounted.0 += 1;
+    }
+
+    /// Adds what was counted to the server's metrics.
+    fn publish(&mut self) {
+        let (messages, bytes) = std::mem::take(&mut self.uncounted);
+        self.outbox.metrics().received(messages, bytes);
     }
 
     /// Reads from the socket into `ahead`, which tungstenite has emptied. The buffer is small
@@ -52,8 +69,11 @@ impl<'a> SessionIo<'a> {
         self.ahead.clear();
         self.ahead_pos = 0;
         self.ahead.resize(size, 0);
+        // This read may wait for a long time: what came before is counted first.
+        self.publish();
         let read = self.outbox.transport().read(&mut self.ahead);
         let n = *read.as_ref().unwrap_or(&0);
+        self.uncounted.1 += n as u64;
         self.ahead.truncate(n);
         self.bursting = n == size;
         read.map(drop)
@@ -63,6 +83,12 @@ impl<'a> SessionIo<'a> {
     /// message is likely right behind the one just read.
     pub fn more_waiting(&self) -> bool {
         self.ahead_pos < self.ahead.len() || self.bursting
+    }
+}
+
+impl Drop for SessionIo<'_> {
+    fn drop(&mut self) {
+        self.publish();
     }
 }
 
@@ -112,7 +138,7 @@ mod tests {
             "127.0.0.1:1".parse::<std::net::SocketAddr>().unwrap(),
             Writers::new(limits, Duration::from_secs(1)),
         ));
-        let mut io = SessionIo::new(&outbox);
+        let mut io = SessionIo::new(&outbox, 0);
         let mut got = Vec::new();
         let mut buf = [0u8; TUNGSTENITE_READ_BUFFER];
         let mut read = |io: &mut SessionIo, got: &mut Vec<u8>| {

@@ -36,6 +36,8 @@ pub enum Endpoint {
     Echo,
     /// `/chat` or `/chat/NAME`: the chat room of this name.
     Chat(String),
+    /// `/inspect/ws`: echoes like `/echo`, on a connection watched by the inspector's tap.
+    Inspect,
 }
 
 /// Settings a session needs.
@@ -81,11 +83,11 @@ pub fn run(
         .write_buffer_size(0)
         .max_message_size(Some(config.max_message))
         .max_frame_size(Some(config.max_message));
+    let mut io = SessionIo::new(outbox, leftover.len());
     let mut ctx = WebSocketContext::from_partially_read(leftover, Role::Server, Some(ws_config));
-    let mut io = SessionIo::new(outbox);
     let mut chat = match endpoint {
         Endpoint::Chat(room) => Some(ChatMember::new(rooms, room, config.rate_limit)),
-        Endpoint::Echo => None,
+        Endpoint::Echo | Endpoint::Inspect => None,
     };
 
     let end = loop {
@@ -94,6 +96,9 @@ pub fn run(
             Err(error) => break end_of(error, outbox),
         };
         outbox.heard_from_peer();
+        if message.is_text() || message.is_binary() {
+            io.count_message();
+        }
         let next = match (message, &mut chat) {
             (Message::Text(text), Some(member)) => {
                 let when = match io.more_waiting() {
@@ -162,18 +167,19 @@ pub fn run(
 /// Reads and discards what the peer still sends after our close frame, until it closes its
 /// side or the outbox's linger time ends the connection. Closing at once instead would make
 /// the kernel answer the peer's late bytes with a reset, and a reset destroys our close frame
-/// in the peer's receive buffer before it is read.
+/// in the peer's receive buffer before it is read. The bytes count as received.
 fn linger(outbox: &Outbox) {
     let mut scratch = vec![0u8; 4096];
-    let mut left = LINGER_BYTES;
-    while left > 0 {
+    let mut read = 0;
+    while read < LINGER_BYTES {
         match outbox.transport().read(&mut scratch) {
-            Ok(0) => return,
-            Ok(n) => left = left.saturating_sub(n),
+            Ok(0) => break,
+            Ok(n) => read += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return,
+            Err(_) => break,
         }
     }
+    outbox.metrics().received(0, read as u64);
 }
 
 fn closed_by_server(code: CloseCode) -> Outcome {

@@ -37,10 +37,14 @@ const PHONE = { width: 375, height: 720 };
 
 let server = null; // { proc, port, stderr: string[] }
 const serverLog = [];
+// History in a temporary directory, the same across the restart below (so the page's
+// reconnect meets the stored backlog), removed when the test process ends.
+const DATA_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'wschat-history-'));
+process.on('exit', () => fs.rmSync(DATA_DIR, { recursive: true, force: true }));
 
 /** Start the server and resolve once its first stdout line names the port. */
 async function startServer(addr) {
-  const proc = spawn(SERVER_BIN, ['--addr', addr], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(SERVER_BIN, ['--addr', addr, '--data', DATA_DIR], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stderr.setEncoding('utf8');
   proc.stderr.on('data', (chunk) => serverLog.push(chunk));
   const lines = readline.createInterface({ input: proc.stdout });
@@ -241,6 +245,9 @@ describe('wschat chat page in headless Chromium', { timeout: 240_000 }, () => {
     await submitName(a, 'alice');
     await waitJoined(a, 'alice');
     await waitMembers(a, ['alice']);
+    // No room in the address: the lobby, as the server's welcome says.
+    assert.equal(await a.evaluate(() => document.body.dataset.room), 'lobby');
+    assert.equal(await a.locator('#room-label').textContent(), '#lobby');
 
     const b = await openPage('bob');
     await submitName(b, 'bob');

@@ -17,6 +17,8 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Where metrics are served, when the config asked for them.
+    pub metrics: Option<SocketAddr>,
     handle: ShutdownHandle,
     thread: Option<JoinHandle<()>>,
 }
@@ -40,10 +42,12 @@ impl TestServer {
         // Bound before the thread starts, so the port accepts connections right away.
         let server = Server::bind(config).expect("bind");
         let addr = server.local_addr().unwrap();
+        let metrics = server.metrics_addr().unwrap();
         let handle = server.shutdown_handle().unwrap();
         let thread = std::thread::spawn(move || server.run().unwrap());
         TestServer {
             addr,
+            metrics,
             handle,
             thread: Some(thread),
         }
@@ -91,10 +95,15 @@ impl Drop for TestServer {
     }
 }
 
-/// Waits up to [`PATIENCE`] for a server log line containing every one of `parts`.
-pub fn wait_for_log(parts: &[&str]) -> String {
-    wschat::log::capture::wait_for(|line| parts.iter().all(|p| line.contains(p)), PATIENCE)
-        .unwrap_or_else(|| panic!("no log line with {parts:?} within {PATIENCE:?}"))
+/// Waits up to [`PATIENCE`] for a server log line, logged after `since`, containing every one
+/// of `parts`.
+pub fn wait_for_log(since: wschat::log::capture::Mark, parts: &[&str]) -> String {
+    wschat::log::capture::wait_for(
+        since,
+        |line| parts.iter().all(|p| line.contains(p)),
+        PATIENCE,
+    )
+    .unwrap_or_else(|| panic!("no log line with {parts:?} within {PATIENCE:?}"))
 }
 
 /// Next text message, skipping pings and pongs.
