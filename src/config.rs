@@ -82,6 +82,15 @@ pub struct Config {
     /// Where to serve Prometheus metrics (`GET /metrics`), `HOST:PORT`, on a listener of its
     /// own. Default none: no metrics port is opened (`--metrics-addr`).
     pub metrics_addr: Option<String>,
+    /// Share the rooms with other nodes through this Redis, `redis://HOST:PORT[/DB]` (see
+    /// [`crate::cluster`]); the stream is then each room's order and history, and `data`,
+    /// `ephemeral`, `fsync` and `history_keep`'s files do not apply to chat messages.
+    /// Default none: one node alone (`--redis`).
+    pub redis: Option<String>,
+    /// With `redis`: a node that has not refreshed its liveness this long (killed, or cut off
+    /// from Redis) has its members removed by the others; each node refreshes it every third
+    /// of this. Default 15 s (`--node-timeout`).
+    pub node_timeout: Duration,
 }
 
 impl Default for Config {
@@ -112,6 +121,8 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             max_connections_per_ip: 64,
             metrics_addr: None,
+            redis: None,
+            node_timeout: Duration::from_secs(15),
         }
     }
 }

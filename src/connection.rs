@@ -159,6 +159,7 @@ impl Connection<'_> {
                 (!failing.is_empty())
                     .then(|| format!("cannot store messages in room(s) {}", failing.join(", ")))
             }),
+            health::Check::new("redis", shared.rooms.cluster_problem()),
         ]
     }
 

@@ -28,6 +28,8 @@
 //! 8. [`inspect`]: the `/inspect` page's endpoint, a transport that reports the bytes of its
 //!    own connection to its page.
 //!
+//! Several nodes sharing their rooms through Redis (`--redis`): [`cluster`].
+//!
 //! Deployment pieces, each on its own: [`client_addr`] (the client behind a trusted proxy),
 //! [`per_ip`] (connections per client address), [`origin`] (which pages may upgrade),
 //! [`health`] (`/healthz`) and [`metrics`] (counters, served on `--metrics-addr`).
@@ -37,6 +39,7 @@
 pub mod chat_protocol;
 pub mod cli;
 pub mod client_addr;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod frame;

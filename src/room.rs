@@ -23,8 +23,13 @@
 //! outgoing queue overflows is closed by its outbox and leaves at once, in the same critical
 //! section: it may take seconds to finish its close, and the others should not wait for its
 //! leave meanwhile.
+//!
+//! Shared with other nodes (`--redis`), a room's order is its stream's instead: joins,
+//! messages and leaves are appended to it, and what happens in the room is what the node's
+//! reader applies from it (`room/shared.rs`).
 
 use crate::chat_protocol::{clean_name, name_key, Event, NameError};
+use crate::cluster::Cluster;
 use crate::frame;
 use crate::history::{Entry, GroupSync, RoomLog};
 use crate::outbox::{Deliveries, Outbox, Queued, When};
@@ -41,6 +46,9 @@ struct Member {
     outbox: Arc<Outbox>,
     /// The last roster entry this member has been told about or has a mark queued for.
     told: u64,
+    /// It has had its welcome: it is sent what happens in the room. A member of a shared
+    /// room waits for its join to come back from the stream.
+    welcomed: bool,
 }
 
 /// A message stored but not yet on the disk (`--fsync`), waiting to be delivered.
@@ -67,6 +75,8 @@ struct State {
     /// The server has stopped: its history is closed, and messages are refused.
     closed: bool,
     pending: VecDeque<Pending>,
+    /// A shared room's place in its stream, once it follows it.
+    following: Option<shared::Following>,
 }
 
 /// One chat room. See the module docs.
@@ -78,6 +88,10 @@ pub struct Room {
     history: usize,
     /// With `--fsync`: messages are delivered once on the disk.
     sync: Option<GroupSync>,
+    /// With `--redis`: the cluster the room is shared through.
+    cluster: Option<Arc<dyn Cluster>>,
+    /// Set once a shared room follows its stream; held while it starts to.
+    followed: Mutex<bool>,
 }
 
 /// Being in a room. Dropping it leaves the room.
@@ -110,6 +124,9 @@ impl Membership {
 
 impl Drop for Membership {
     fn drop(&mut self) {
+        if let Some(cluster) = &self.room.cluster {
+            return self.room.leave_shared(cluster, self.id);
+        }
         let mut deliveries = Deliveries::default();
         {
             let mut st = lock_for_queueing(&self.room.state);
@@ -129,7 +146,8 @@ impl State {
         mut queue: impl FnMut(&mut Member) -> Queued,
     ) -> Vec<u64> {
         let mut overflowed = Vec::new();
-        for member in self.members.iter_mut().filter(|m| Some(m.id) != except) {
+        let told = |m: &&mut Member| m.welcomed && Some(m.id) != except;
+        for member in self.members.iter_mut().filter(told) {
             let queued = queue(member);
             if queued.overflowed() {
                 overflowed.push(member.id);
@@ -150,6 +168,8 @@ impl Room {
             roster: Roster::new(),
             history,
             sync: None,
+            cluster: None,
+            followed: Mutex::new(false),
         })
     }
 
@@ -183,6 +203,8 @@ impl Room {
             roster: Roster::new(),
             history,
             sync,
+            cluster: None,
+            followed: Mutex::new(false),
         }))
     }
 
@@ -203,8 +225,12 @@ impl Room {
             deliveries.push(sender.enqueue(frame::text(&refusal.to_json()), When::Now));
             return deliveries;
         }
+        if let Some(cluster) = &self.cluster {
+            drop(st);
+            return self.say_shared(cluster, id, from, &text, &sender);
+        }
         let Some(log) = &mut st.log else {
-            self.deliver(&mut st, id, from, &text, when, &mut deliveries);
+            self.deliver(&mut st, Some(id), from, &text, when, &mut deliveries);
             return deliveries;
         };
         let offset = log.len();
@@ -238,7 +264,7 @@ impl Room {
             deliveries.note(format!("room {}: storing messages again", self.name));
         }
         let Some(sync) = &self.sync else {
-            self.deliver(&mut st, id, from, &text, when, &mut deliveries);
+            self.deliver(&mut st, Some(id), from, &text, when, &mut deliveries);
             return deliveries;
         };
         if compacted {
@@ -267,7 +293,7 @@ impl Room {
                     };
                     self.deliver(
                         &mut st,
-                        p.sender,
+                        Some(p.sender),
                         &p.from,
                         &p.text,
                         When::Now,
@@ -320,11 +346,12 @@ impl Room {
         }
     }
 
-    /// Queues a stored message for everyone but its sender and keeps it for the backlog.
+    /// Queues a stored message for everyone but its sender (when it is a member here) and
+    /// keeps it for the backlog.
     fn deliver(
         &self,
         st: &mut State,
-        sender: u64,
+        sender: Option<u64>,
         from: &Arc<str>,
         text: &Arc<str>,
         when: When,
@@ -336,7 +363,7 @@ impl Room {
             backlog: false,
         };
         let frame = frame::text(&event.to_json());
-        let overflowed = st.each_member(Some(sender), deliveries, |member| {
+        let overflowed = st.each_member(sender, deliveries, |member| {
             member.outbox.enqueue(frame.clone(), when)
         });
         self.remove(st, overflowed, deliveries);
@@ -362,6 +389,9 @@ impl Room {
         requested: &str,
         outbox: &Arc<Outbox>,
     ) -> Result<(Membership, Deliveries), NameError> {
+        if let Some(cluster) = &self.cluster {
+            return self.join_shared(cluster, requested, outbox);
+        }
         let name = clean_name(requested)?;
         let key = name_key(name);
         let mut st = lock_for_queueing(&self.state);
@@ -397,6 +427,7 @@ impl Room {
             key,
             outbox: Arc::clone(outbox),
             told,
+            welcomed: true,
         });
         let membership = Membership {
             room: Arc::clone(self),
@@ -455,5 +486,6 @@ impl Room {
     }
 }
 
+mod shared;
 #[cfg(test)]
 mod tests;

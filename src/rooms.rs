@@ -2,7 +2,11 @@
 //! NAME. A room is made by its first join and stays (with its history, which is also what
 //! brings it back after a restart); `--max-rooms` caps how many there are. A room with no
 //! members costs no thread, only its backlog, an open file and bookkeeping.
+//!
+//! With `--redis` every room is shared with the other nodes ([`Rooms::shared`]): its history
+//! and order are its stream's, and this node's reader follows it from its first join here.
 
+use crate::cluster::Cluster;
 use crate::history::{RoomLog, Store};
 use crate::room::Room;
 use crate::sync::lock;
@@ -74,6 +78,8 @@ pub struct Rooms {
     history: usize,
     /// `None` in memory only, and once closed.
     store: Mutex<Option<Store>>,
+    /// With `--redis`: the cluster every room is shared through.
+    cluster: Option<Arc<dyn Cluster>>,
 }
 
 impl Rooms {
@@ -85,6 +91,15 @@ impl Rooms {
             max,
             history,
             store: Mutex::new(None),
+            cluster: None,
+        }
+    }
+
+    /// No rooms yet; each one made is shared through `cluster` (see the module docs).
+    pub fn shared(max: usize, history: usize, cluster: Arc<dyn Cluster>) -> Self {
+        Rooms {
+            cluster: Some(cluster),
+            ..Rooms::new(max, history)
         }
     }
 
@@ -113,6 +128,7 @@ impl Rooms {
             max,
             history,
             store: Mutex::new(Some(store)),
+            cluster: None,
         };
         Ok((rooms, notes))
     }
@@ -127,9 +143,10 @@ impl Rooms {
         if rooms.len() >= self.max {
             return Err(RoomRefused::TooMany(self.max));
         }
-        let room = match &*lock(&self.store) {
-            None => Room::new(name, self.history),
-            Some(store) => {
+        let room = match (&*lock(&self.store), &self.cluster) {
+            (None, Some(cluster)) => Room::shared(name, self.history, Arc::clone(cluster)),
+            (None, None) => Room::new(name, self.history),
+            (Some(store), _) => {
                 let path = RoomLog::path_in(&store.dir.rooms(), name);
                 let opened = RoomLog::open(&path, store.keep, self.history)
                     .map_err(|e| RoomRefused::Storage(e.to_string()))?;
@@ -144,6 +161,9 @@ impl Rooms {
     /// Closes every room's history and lets go of the data directory's lock, once the server
     /// has stopped: another server may then take it over.
     pub fn close(&self) {
+        if let Some(cluster) = &self.cluster {
+            cluster.stop();
+        }
         let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
         for room in rooms {
             room.close_history();
@@ -159,6 +179,11 @@ impl Rooms {
             .filter(|room| room.is_failing())
             .map(|room| room.name().to_string())
             .collect()
+    }
+
+    /// What is wrong with the cluster the rooms are shared through, if anything (`/healthz`).
+    pub fn cluster_problem(&self) -> Option<String> {
+        self.cluster.as_ref().and_then(|c| c.problem())
     }
 
     /// How many rooms there are.

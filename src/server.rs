@@ -192,9 +192,14 @@ impl Server {
     }
 }
 
-/// The rooms, with their history: in memory with `--ephemeral`, else opened from the data
-/// directory, which is created and locked first. Says on stderr where history lives.
+/// The rooms, with their history: in Redis with `--redis`, in memory with `--ephemeral`, else
+/// opened from the data directory, which is created and locked first. Says on stderr where
+/// history lives.
 fn open_rooms(config: &Config) -> io::Result<Rooms> {
+    if config.redis.is_some() {
+        let cluster = crate::cluster::start(config)?;
+        return Ok(Rooms::shared(config.max_rooms, config.history, cluster));
+    }
     if config.ephemeral {
         log!("history kept in memory only (--ephemeral)");
         return Ok(Rooms::new(config.max_rooms, config.history));

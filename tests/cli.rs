@@ -149,6 +149,37 @@ fn a_missing_root_is_a_clear_error() {
         .contains("/no/such/dir"));
 }
 
+/// Without the `redis` feature, `--redis` is a clear start-up error (the flag stays in the one
+/// table, so `--help` and README.md are the same for every build).
+#[cfg(not(feature = "redis"))]
+#[test]
+fn redis_needs_a_build_with_the_feature() {
+    let out = wschat()
+        .args(["--addr", "127.0.0.1:0", "--redis", "redis://127.0.0.1:6379"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("built without Redis support (cargo build --features redis)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_malformed_redis_url_is_a_usage_error() {
+    let out = wschat()
+        .args(["--redis", "localhost:6379"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        "wschat: --redis expects redis://HOST:PORT[/DB], got \"localhost:6379\"\n"
+    );
+}
+
 #[test]
 fn first_line_names_the_real_port_and_sigterm_closes_clients_with_1001() {
     let (mut child, addr, line) = spawn(&[]);

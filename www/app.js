@@ -194,6 +194,13 @@
       case 'not-sent':
         if (typeof msg.text === 'string') onNotSent(msg);
         break;
+      // Several nodes (--redis): the shared store went away and came back.
+      case 'degraded':
+        addSystem('The chat is degraded: messages cannot be sent for now.');
+        break;
+      case 'restored':
+        addSystem('The chat is back: messages can be sent again.');
+        break;
       default:
         // Unknown types (from a newer server) are ignored on purpose.
         break;

@@ -53,6 +53,14 @@ pub enum Event<'a> {
         /// Names that left, in order.
         left: &'a [&'a str],
     },
+    /// The room's shared store (Redis, with `--redis`) cannot be reached: messages are refused
+    /// (`not-sent`) until a `restored` event.
+    Degraded {
+        /// What is wrong, for a person to read.
+        reason: &'a str,
+    },
+    /// The room's shared store can be reached again; nothing it took was lost.
+    Restored,
     /// Everyone present, for a member that fell so far behind that the changes are no longer
     /// kept: it replaces the member list.
     Members {
@@ -115,6 +123,11 @@ impl Event<'_> {
                 out.push_str(r#","left":"#);
                 push_json_list(&mut out, left);
             }
+            Event::Degraded { reason } => {
+                out.push_str(r#"{"type":"degraded","reason":"#);
+                push_json_string(&mut out, reason);
+            }
+            Event::Restored => out.push_str(r#"{"type":"restored""#),
             Event::Members { members } => {
                 out.push_str(r#"{"type":"members","members":"#);
                 push_json_list(&mut out, members);
@@ -200,5 +213,8 @@ mod tests {
         }
         .to_json();
         assert_eq!(json, r#"{"type":"presence","joined":["a"],"left":[]}"#);
+        let json = Event::Degraded { reason: "down" }.to_json();
+        assert_eq!(json, r#"{"type":"degraded","reason":"down"}"#);
+        assert_eq!(Event::Restored.to_json(), r#"{"type":"restored"}"#);
     }
 }

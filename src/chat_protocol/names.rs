@@ -18,6 +18,8 @@ pub enum NameError {
     BadCharacters,
     /// Someone in the room has this name, or one that looks the same.
     Taken,
+    /// The room's shared store (Redis, with `--redis`) cannot be reached to claim the name.
+    Unavailable,
 }
 
 impl NameError {
@@ -32,6 +34,9 @@ impl NameError {
                 "a name may not contain control or invisible characters".into()
             }
             NameError::Taken => "that name is taken: pick another".into(),
+            NameError::Unavailable => {
+                "the chat cannot reach its shared store right now: try again in a moment".into()
+            }
         }
     }
 }

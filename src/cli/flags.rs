@@ -181,6 +181,20 @@ pub const FLAGS: &[Flag] = &[
         help: "serve Prometheus metrics at /metrics here; keep it private",
         default: |d| d.metrics_addr.clone().unwrap_or_else(|| "off".to_string()),
     },
+    Flag {
+        name: "--redis",
+        takes: Takes::Value("URL", |c, v| store(&mut c.redis, redis_url(v).map(Some))),
+        help: "share rooms with other nodes through this Redis, redis://HOST:PORT[/DB]",
+        default: |d| d.redis.clone().unwrap_or_else(|| "none".to_string()),
+    },
+    Flag {
+        name: "--node-timeout",
+        takes: Takes::Value("SECS", |c, v| {
+            store(&mut c.node_timeout, nonzero_seconds(v))
+        }),
+        help: "with --redis: a node silent this long has its members removed",
+        default: |d| d.node_timeout.as_secs().to_string(),
+    },
 ];
 
 /// Stores a parsed value in its field, or passes the parse error on.
@@ -197,6 +211,33 @@ fn host_port(value: &str) -> Result<String, String> {
             Ok(value.to_string())
         }
         _ => Err(format!("expects HOST:PORT, got {value:?}")),
+    }
+}
+
+/// `redis://HOST:PORT` with an optional `/DB` number: the one form wschat documents (no
+/// password, no TLS, no Unix socket), checked here so a typo is a usage error.
+fn redis_url(value: &str) -> Result<String, String> {
+    let bad = || format!("expects redis://HOST:PORT[/DB], got {value:?}");
+    let rest = value.strip_prefix("redis://").ok_or_else(bad)?;
+    let (address, db) = match rest.split_once('/') {
+        Some((address, db)) => (address, Some(db)),
+        None => (rest, None),
+    };
+    if db.is_some_and(|db| db.is_empty() || !db.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(bad());
+    }
+    let host_ok = |host: &str| {
+        !host.is_empty()
+            && !host.contains('@')
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b))
+    };
+    match address.rsplit_once(':') {
+        Some((host, port)) if host_ok(host) && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            Ok(value.to_string())
+        }
+        _ => Err(bad()),
     }
 }
 
@@ -240,6 +281,29 @@ fn bytes(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redis_urls() {
+        for good in [
+            "redis://127.0.0.1:6379",
+            "redis://redis.internal:6380/2",
+            "redis://[::1]:6379/0",
+        ] {
+            assert_eq!(redis_url(good), Ok(good.to_string()));
+        }
+        for bad in [
+            "127.0.0.1:6379",
+            "redis://127.0.0.1",
+            "redis://:6379",
+            "redis://host:0",
+            "redis://host:6379/",
+            "redis://host:6379/x",
+            "redis://user:pw@host:6379",
+            "rediss://host:6379",
+        ] {
+            assert!(redis_url(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn byte_counts_show_their_unit() {

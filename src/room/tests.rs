@@ -170,3 +170,106 @@ fn a_member_that_fell_behind_gets_the_joins_and_leaves_merged() {
         ]
     );
 }
+
+/// A room following a stream (`--redis`), fed entries by hand: what the reader would apply.
+/// (The room is made local and then set following, so no cluster is needed to apply.)
+#[test]
+fn applied_entries_are_delivered_once_in_order_and_not_to_their_sender() {
+    use crate::cluster::entry::{Entry, EntryId};
+    use crate::cluster::Snapshot;
+    let writers = writers(1 << 20);
+    let room = Room::new("lobby", 10);
+    let (a, a_out) = outbox(&writers);
+    let alice = join(&room, "alice", &a);
+    room.start_following(Snapshot {
+        epoch: "e1".into(),
+        last: EntryId { ms: 10, seq: 0 },
+        backlog: vec![("old".into(), "before".into())],
+        members: vec!["alice".into(), "remote".into()],
+    });
+    let id = |ms| EntryId { ms, seq: 0 };
+    let message = |from: &str, text: &str, node: &str, member| {
+        Ok(Entry::Message {
+            from: from.into(),
+            text: text.into(),
+            node: node.into(),
+            member,
+        })
+    };
+    let entries = vec![
+        // Not after the snapshot: already part of it.
+        (id(10), message("remote", "stale", "n2", 0)),
+        (id(11), message("remote", "one", "n2", 0)),
+        // Alice's own, coming back from the stream: not sent back to her.
+        (id(12), message("alice", "mine", "n1", 0)),
+        (id(13), Err("no \"kind\" field".to_string())),
+        (
+            id(14),
+            Ok(Entry::Join {
+                name: "bob".into(),
+                node: "n2".into(),
+                member: 1,
+            }),
+        ),
+        // A join of someone already in the view changes nothing.
+        (
+            id(15),
+            Ok(Entry::Join {
+                name: "remote".into(),
+                node: "n2".into(),
+                member: 0,
+            }),
+        ),
+        (
+            id(16),
+            Ok(Entry::Leave {
+                name: "remote".into(),
+                node: "n2".into(),
+                member: 0,
+            }),
+        ),
+    ];
+    let applied = room.apply("n1", entries.clone());
+    assert!(!applied.reclaim);
+    applied.deliveries.write();
+    // The same entries again (a reader that read them twice): nothing new.
+    room.apply("n1", entries).deliveries.write();
+    room.apply("n1", vec![(id(17), message("bob", "two", "n2", 1))])
+        .deliveries
+        .write();
+    assert_eq!(room.position().map(|(last, _)| last), Some(id(17)));
+    // A leave of alice herself, appended by a node that took hers for dead: she must claim
+    // her name again.
+    let leave = Entry::Leave {
+        name: "alice".into(),
+        node: "n1".into(),
+        member: 0,
+    };
+    let applied = room.apply("n1", vec![(id(18), Ok(leave))]);
+    assert!(applied.reclaim);
+    applied.deliveries.write();
+    // A batch is written by the pool: wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !a.is_idle() {
+        assert!(std::time::Instant::now() < deadline, "never written");
+        std::thread::yield_now();
+    }
+    drop(alice);
+    assert_eq!(
+        texts(&a_out.output())[1..],
+        [
+            r#"{"type":"message","from":"remote","text":"one"}"#,
+            r#"{"type":"join","name":"bob"}"#,
+            r#"{"type":"leave","name":"remote"}"#,
+            r#"{"type":"message","from":"bob","text":"two"}"#,
+            // Until she claims it again, the room's view (and so she) has her gone.
+            r#"{"type":"leave","name":"alice"}"#,
+        ]
+    );
+    // A newcomer's backlog is what was applied, after the snapshot's.
+    let (c, c_out) = outbox(&writers);
+    let _carol = join(&room, "carol", &c);
+    let got = texts(&c_out.output());
+    assert!(got[1].contains(r#""text":"before""#), "{got:?}");
+    assert!(got.last().unwrap().contains(r#""text":"two""#), "{got:?}");
+}

@@ -10,6 +10,8 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 use wschat::{Config, Server, ShutdownHandle};
 
+pub mod redis;
+
 /// Every blocking read in a test gives up after this, so no test can hang.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 

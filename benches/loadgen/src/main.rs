@@ -11,11 +11,17 @@
 //!   loadgen static           --url http://127.0.0.1:P/f10k.bin --size 10240 --label 10k [--duration 5 --conns 50 --wrk wrk]
 //!   loadgen free-port        prints a currently free loopback port
 //!   loadgen report FILE      markdown table from the JSON lines in FILE
+//!   loadgen cluster-report FILE  the table of scripts/bench --cluster
+//!
+//! bcast-latency and bcast-throughput take several comma-separated URLs (members spread over
+//! them: one room on several nodes), `--engineio` for socket.io peers, and several
+//! comma-separated --server-pid values (their CPU added up).
 //!
 //! Common: --server-pid PID (server CPU/RSS from /proc), --timeout SECS, --tag KEY=VALUE
 //! (copied into the JSON line). Exit status 0 when the line says "ok": true, 1 otherwise.
 
 mod burst;
+mod cluster_report;
 mod net;
 mod report;
 mod scenarios;
@@ -40,6 +46,20 @@ fn main() {
             }
             None => {
                 eprintln!("usage: loadgen report RESULTS.jsonl");
+                std::process::exit(2);
+            }
+        }
+        return;
+    }
+    if cmd == "cluster-report" {
+        match argv.get(1).map(|p| cluster_report::report(p)) {
+            Some(Ok(text)) => print!("{text}"),
+            Some(Err(e)) => {
+                eprintln!("loadgen cluster-report: {e}");
+                std::process::exit(1);
+            }
+            None => {
+                eprintln!("usage: loadgen cluster-report RESULTS.jsonl");
                 std::process::exit(2);
             }
         }

@@ -295,10 +295,26 @@ pub(crate) fn parse_chat_text(t: &[u8]) -> ChatEv {
 /// and in order, or merged into a `presence` or `members` event).
 /// Members listed in `stalled` are deregistered right after joining and never read again.
 pub(crate) fn chat_setup(t: &Target, n: usize, stalled: &[usize], deadline: Instant) -> Result<Net, String> {
+    chat_setup_on(std::slice::from_ref(t), false, n, stalled, deadline)
+}
+
+/// [`chat_setup`] with the members spread over `targets` in turn (m0 on the first, m1 on the
+/// second, ...: several nodes sharing one room), speaking socket.io when `engineio`.
+pub(crate) fn chat_setup_on(
+    targets: &[Target],
+    engineio: bool,
+    n: usize,
+    stalled: &[usize],
+    deadline: Instant,
+) -> Result<Net, String> {
     let mut conns = Vec::with_capacity(n);
     for i in 0..n {
-        let mut c = Conn::connect(t.addr, &t.path, CONNECT_TIMEOUT, 1000 + i as u64)
-            .map_err(|e| format!("member {i}: connect: {e}"))?;
+        let t = &targets[i % targets.len()];
+        let connected = match engineio {
+            true => Conn::connect_engineio(t.addr, CONNECT_TIMEOUT, 1000 + i as u64),
+            false => Conn::connect(t.addr, &t.path, CONNECT_TIMEOUT, 1000 + i as u64),
+        };
+        let mut c = connected.map_err(|e| format!("member {i}: connect: {e}"))?;
         c.send_text(format!("m{i}").as_bytes()).map_err(ioe)?;
         loop {
             let msg = c.recv_text_blocking().map_err(|e| format!("member {i}: join: {e}"))?;
@@ -346,6 +362,9 @@ pub(crate) fn chat_setup(t: &Target, n: usize, stalled: &[usize], deadline: Inst
             let end = net.read_conn(i, &mut evs, |f, _| parse_chat(f)).map_err(ioe)?;
             for ev in &evs {
                 let upto = match *ev {
+                    // socket.io across nodes: a join broadcast before this member's welcome
+                    // may reach its node after it (the welcome already listed that member).
+                    ChatEv::Join { who } if engineio && who.is_some_and(|w| (w as usize) < i) => None,
                     ChatEv::Join { who } => {
                         let next = (i + known[i] + 1) as u32;
                         if who != Some(next) {
@@ -558,19 +577,32 @@ pub(crate) fn merge(mut a: Value, b: Value) -> Value {
 /// Broadcast latency: one message at a time from rotating senders (`--window 1`) or
 /// broadcast throughput: `--window 64` messages in flight.
 pub fn broadcast(a: &Args, name: &str, default_window: usize, default_msgs: usize) -> Result<Value, String> {
-    let t = util::parse_url(a.req("url")?)?;
+    // Several URLs (comma-separated): the members are spread over them, one room on several
+    // nodes. `--engineio`: the servers are socket.io peers.
+    let targets = a
+        .req("url")?
+        .split(',')
+        .map(util::parse_url)
+        .collect::<Result<Vec<_>, _>>()?;
+    let engineio = a.str("engineio") == Some("true");
+    let pids = match a.str("server-pid") {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|p| p.parse().map_err(|_| format!("--server-pid: bad pid {p:?}")))
+            .collect::<Result<Vec<u32>, _>>()?,
+    };
     let n: usize = a.num("members", 100)?;
     let msgs: usize = a.num("msgs", default_msgs)?;
     let window: usize = a.num("window", default_window)?;
     let size: usize = a.num("size", 64)?;
     let warmup: usize = a.num("warmup", 200)?;
     let timeout: u64 = a.num("timeout", 90)?;
-    let pid = pid_arg(a)?;
     if n < 2 || size < 12 || window < 1 {
         return Err("need --members >= 2, --size >= 12, --window >= 1".into());
     }
     let deadline = Instant::now() + Duration::from_secs(timeout);
-    let mut net = chat_setup(&t, n, &[], deadline)?;
+    let mut net = chat_setup_on(&targets, engineio, n, &[], deadline)?;
     let live: Vec<usize> = (0..n).collect();
     let mut st = ChatStats::default();
     let mut lat = Vec::new();
@@ -581,7 +613,7 @@ pub fn broadcast(a: &Args, name: &str, default_window: usize, default_msgs: usiz
     let warm_deliveries = st.deliveries;
     lat.clear();
     lat.reserve(msgs * (n - 1));
-    let cpu = CpuWindow::start(pid);
+    let cpu = CpuWindow::start_many(pids);
     let p = chat_phase(&mut net, &live, msgs, window, size, warmup as u64, deadline, &mut lat, &mut st)
         .map_err(ioe)?;
     let (server_cpu, client_cpu) = cpu.end();
@@ -596,6 +628,7 @@ pub fn broadcast(a: &Args, name: &str, default_window: usize, default_msgs: usiz
             "scenario": name,
             "ok": ok,
             "members": n, "msgs": msgs, "window": window, "size": size, "warmup_msgs": warmup,
+            "nodes": targets.len(),
             "messages_completed": p.completed,
             "deliveries": deliveries,
             "missing": p.missing,

@@ -196,7 +196,8 @@ pub fn machine_busy_secs() -> f64 {
 
 /// Server and client CPU over a measured window, and what everything else used.
 pub struct CpuWindow {
-    pid: Option<u32>,
+    /// The server's processes (several for a cluster: its nodes and Redis), counted together.
+    pids: Vec<u32>,
     t0: Instant,
     server0: f64,
     client0: f64,
@@ -204,12 +205,22 @@ pub struct CpuWindow {
     machine0: f64,
 }
 
+/// The CPU seconds of `pids` added up; `None` without any.
+fn servers_cpu_secs(pids: &[u32]) -> Option<f64> {
+    (!pids.is_empty()).then(|| pids.iter().filter_map(|&p| cpu_secs(p).ok()).sum())
+}
+
 impl CpuWindow {
     pub fn start(pid: Option<u32>) -> CpuWindow {
+        CpuWindow::start_many(pid.into_iter().collect())
+    }
+
+    /// A window over several server processes, whose CPU is added up.
+    pub fn start_many(pids: Vec<u32>) -> CpuWindow {
         CpuWindow {
-            pid,
+            server0: servers_cpu_secs(&pids).unwrap_or(0.0),
+            pids,
             t0: Instant::now(),
-            server0: pid.and_then(|p| cpu_secs(p).ok()).unwrap_or(0.0),
             client0: self_cpu_secs(),
             children0: children_cpu_secs(),
             machine0: machine_busy_secs(),
@@ -220,7 +231,7 @@ impl CpuWindow {
     /// generator and its children: a build or a test suite running beside the benchmark.
     pub fn other_pct(&self) -> f64 {
         let wall = self.t0.elapsed().as_secs_f64().max(1e-9);
-        let server = self.pid.and_then(|p| cpu_secs(p).ok()).map(|s| s - self.server0).unwrap_or(0.0);
+        let server = servers_cpu_secs(&self.pids).map(|s| s - self.server0).unwrap_or(0.0);
         let ours = (self_cpu_secs() - self.client0) + (children_cpu_secs() - self.children0);
         ((machine_busy_secs() - self.machine0 - server - ours) / wall * 100.0).max(0.0)
     }
@@ -233,7 +244,7 @@ impl CpuWindow {
     /// which anything happened, when a scenario ends by waiting for a quiet spell).
     pub fn end_over(&self, active: Duration) -> (Option<f64>, f64) {
         let wall = active.as_secs_f64().max(1e-9);
-        let server = self.pid.and_then(|p| cpu_secs(p).ok()).map(|s| (s - self.server0) / wall * 100.0);
+        let server = servers_cpu_secs(&self.pids).map(|s| (s - self.server0) / wall * 100.0);
         (server, (self_cpu_secs() - self.client0) / wall * 100.0)
     }
 }

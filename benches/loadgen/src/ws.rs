@@ -81,6 +81,31 @@ pub struct Conn {
     /// room). Thousands of connections lower it to keep the generator small.
     pub rbuf_cap: usize,
     rng: Rng,
+    /// Speaks socket.io (engine.io v4 over WebSocket) to a socket.io peer: our chat JSON
+    /// travels as the argument of a `m` event (see [`Conn::connect_engineio`]).
+    engineio: bool,
+}
+
+/// What a text message is at the engine.io / socket.io level.
+enum EngineIo {
+    /// An engine.io ping (`2`): answered with a pong (`3`).
+    Ping,
+    /// A socket.io event `42["m",ARG]`: ARG starts `prefix` bytes in and ends one before the end.
+    Event { prefix: usize },
+    /// Anything else (the namespace's connect ack, a noop): skipped.
+    Skip,
+}
+
+const EIO_EVENT: &[u8] = br#"42["m","#;
+
+fn engineio_kind(t: &[u8]) -> EngineIo {
+    if t == b"2" {
+        EngineIo::Ping
+    } else if t.starts_with(EIO_EVENT) && t.ends_with(b"]") && t.len() > EIO_EVENT.len() {
+        EngineIo::Event { prefix: EIO_EVENT.len() }
+    } else {
+        EngineIo::Skip
+    }
 }
 
 /// A connection whose upgrade request is sent but whose `101` is not read yet, so many
@@ -129,9 +154,31 @@ impl Conn {
             last_read_short: false,
             rbuf_cap: 256 * 1024,
             rng,
+            engineio: false,
         };
         conn.sock.write_all(req.as_bytes())?;
         Ok(PendingUpgrade { conn, key, deadline: Instant::now() + timeout })
+    }
+
+    /// Connects to a socket.io server (engine.io v4, WebSocket transport only): the upgrade on
+    /// `/socket.io/?EIO=4&transport=websocket`, the engine.io open packet (`0{...}`), then
+    /// the connect to the default namespace (`40`, answered `40{...}`). From then on, text
+    /// sent is wrapped as the event `42["m","TEXT"]`, and only `m` events are handed on
+    /// (their argument, the same chat JSON as wschat's); engine.io pings are answered.
+    pub fn connect_engineio(addr: SocketAddr, timeout: Duration, seed: u64) -> io::Result<Conn> {
+        let mut conn = Conn::connect(addr, "/socket.io/?EIO=4&transport=websocket", timeout, seed)?;
+        let open = conn.recv_text_blocking()?;
+        if !open.starts_with(b"0{") {
+            return Err(err(format!("expected an engine.io open packet, got {:?}", String::from_utf8_lossy(&open))));
+        }
+        conn.queue(OP_TEXT, b"40");
+        conn.flush()?;
+        let ack = conn.recv_text_blocking()?;
+        if !ack.starts_with(b"40") {
+            return Err(err(format!("expected the namespace connect ack, got {:?}", String::from_utf8_lossy(&ack))));
+        }
+        conn.engineio = true;
+        Ok(conn)
     }
 
     pub fn set_nonblocking(&mut self) -> io::Result<()> {
@@ -170,8 +217,48 @@ impl Conn {
     }
 
     /// The next complete message from the buffer. Pings are answered (queued pongs),
-    /// pongs dropped, fragments reassembled.
+    /// pongs dropped, fragments reassembled. Over engine.io, only event arguments come out.
     pub fn next_frame(&mut self) -> io::Result<Option<Frame<'_>>> {
+        let parsed = loop {
+            let Some(parsed) = self.next_parsed()? else {
+                return Ok(None);
+            };
+            if !self.engineio {
+                break parsed;
+            }
+            let text = match &parsed {
+                Parsed::Data { op: OP_TEXT, start, end } => &self.rbuf[*start..*end],
+                Parsed::Frag { op: OP_TEXT } => &self.frag[..],
+                _ => break parsed,
+            };
+            match (engineio_kind(text), parsed) {
+                (EngineIo::Ping, _) => {
+                    if !self.close_sent {
+                        self.queue(OP_TEXT, b"3");
+                    }
+                }
+                (EngineIo::Skip, _) => {}
+                (EngineIo::Event { prefix }, Parsed::Data { op, start, end }) => {
+                    break Parsed::Data { op, start: start + prefix, end: end - 1 };
+                }
+                (EngineIo::Event { prefix }, other) => {
+                    self.frag.pop();
+                    self.frag.drain(..prefix);
+                    break other;
+                }
+            }
+        };
+        Ok(Some(match parsed {
+            Parsed::Data { op: OP_TEXT, start, end } => Frame::Text(&self.rbuf[start..end]),
+            Parsed::Data { start, end, .. } => Frame::Binary(&self.rbuf[start..end]),
+            Parsed::Frag { op: OP_TEXT } => Frame::Text(&self.frag),
+            Parsed::Frag { .. } => Frame::Binary(&self.frag),
+            Parsed::Close(code) => Frame::Close(code),
+        }))
+    }
+
+    /// The next complete WebSocket message, as where it lies in the buffers.
+    fn next_parsed(&mut self) -> io::Result<Option<Parsed>> {
         let parsed = loop {
             let buf = &self.rbuf[self.rstart..self.rend];
             if buf.len() < 2 {
@@ -267,13 +354,7 @@ impl Conn {
                 _ => return Err(err(format!("reserved opcode {op:#x}"))),
             }
         };
-        Ok(Some(match parsed {
-            Parsed::Data { op: OP_TEXT, start, end } => Frame::Text(&self.rbuf[start..end]),
-            Parsed::Data { start, end, .. } => Frame::Binary(&self.rbuf[start..end]),
-            Parsed::Frag { op: OP_TEXT } => Frame::Text(&self.frag),
-            Parsed::Frag { .. } => Frame::Binary(&self.frag),
-            Parsed::Close(code) => Frame::Close(code),
-        }))
+        Ok(Some(parsed))
     }
 
     /// Appends one masked frame to the send buffer (call `flush`).
@@ -306,9 +387,24 @@ impl Conn {
         }
     }
 
-    /// Queues a text message and tries to write it out now.
+    /// Queues a text message and tries to write it out now (as a socket.io `m` event over
+    /// engine.io).
     pub fn send_text(&mut self, payload: &[u8]) -> io::Result<()> {
-        self.queue(OP_TEXT, payload);
+        if self.engineio {
+            let mut event = Vec::with_capacity(payload.len() + 12);
+            event.extend_from_slice(EIO_EVENT);
+            event.push(b'"');
+            for &b in payload {
+                if b == b'"' || b == b'\\' {
+                    event.push(b'\\');
+                }
+                event.push(b);
+            }
+            event.extend_from_slice(b"\"]");
+            self.queue(OP_TEXT, &event);
+        } else {
+            self.queue(OP_TEXT, payload);
+        }
         self.flush().map(|_| ())
     }
 
