@@ -63,7 +63,17 @@ fn entry(from: &str, text: &str) -> String {
 
 /// Starts the binary with history in `dir` and `args`; returns it with its address and a
 /// channel of its stderr lines.
-fn start(dir: &Path, args: &[&str]) -> (Child, std::net::SocketAddr, mpsc::Receiver<String>) {
+/// A server process; killed when dropped, so a failing test leaves none running.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(dir: &Path, args: &[&str]) -> (Running, std::net::SocketAddr, mpsc::Receiver<String>) {
     start_with(Command::new(env!("CARGO_BIN_EXE_wschat")), dir, args)
 }
 
@@ -71,7 +81,7 @@ fn start_with(
     mut command: Command,
     dir: &Path,
     args: &[&str],
-) -> (Child, std::net::SocketAddr, mpsc::Receiver<String>) {
+) -> (Running, std::net::SocketAddr, mpsc::Receiver<String>) {
     let mut child = command
         .args(["--addr", "127.0.0.1:0", "--data"])
         .arg(dir)
@@ -103,7 +113,7 @@ fn start_with(
             }
         }
     });
-    (child, addr, received)
+    (Running(child), addr, received)
 }
 
 /// Waits for a stderr line containing `part`.
@@ -118,11 +128,11 @@ fn wait_line(lines: &mpsc::Receiver<String>, part: &str) -> String {
     }
 }
 
-fn stop(mut child: Child) {
+fn stop(mut child: Running) {
     let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status();
-    child.wait().unwrap();
+    child.0.wait().unwrap();
 }
 
 #[test]
@@ -231,8 +241,8 @@ fn after_kill_9_during_a_flood_every_received_message_is_in_the_backlog_once_in_
         );
         std::thread::yield_now();
     }
-    killer.kill().unwrap(); // SIGKILL
-    killer.wait().unwrap();
+    killer.0.kill().unwrap(); // SIGKILL
+    killer.0.wait().unwrap();
     for thread in threads {
         thread.join().unwrap();
     }
@@ -434,7 +444,7 @@ fn a_full_disk_refuses_the_message_to_its_sender_only_and_recovers() {
     );
     // Room to grow again: the next message goes through.
     let raised = Command::new("prlimit")
-        .args(["--pid", &child.id().to_string(), "--fsize=unlimited"])
+        .args(["--pid", &child.0.id().to_string(), "--fsize=unlimited"])
         .status()
         .unwrap();
     assert!(raised.success());
