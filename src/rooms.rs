@@ -181,6 +181,11 @@ impl Rooms {
             .collect()
     }
 
+    /// The cluster's numbers, with `--redis` (`/metrics`).
+    pub fn cluster_stats(&self) -> Option<crate::cluster::Stats> {
+        self.cluster.as_ref().map(|c| c.stats())
+    }
+
     /// What is wrong with the cluster the rooms are shared through, if anything (`/healthz`).
     pub fn cluster_problem(&self) -> Option<String> {
         self.cluster.as_ref().and_then(|c| c.problem())

@@ -21,7 +21,26 @@ fn node(redis: &Redis) -> TestServer {
         c.redis = Some(url);
         // Senders here send hundreds of messages in seconds.
         c.rate_limit = 0;
+        c.metrics_addr = Some("127.0.0.1:0".into());
     })
+}
+
+/// The value of the unlabelled sample `name` in the node's `/metrics`.
+fn metric(server: &TestServer, name: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = server.metrics.expect("the node serves metrics");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    reply
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in {reply}"))
+        .to_string()
 }
 
 fn say(ws: &mut Ws, text: &str) {
@@ -319,6 +338,7 @@ fn redis_restart(stop: Stop, keep_data: bool) {
     }
     let health = get(&a, "/healthz", "");
     assert_eq!(health.status, 503);
+    assert_eq!(metric(&a, "wschat_redis_up"), "0");
     assert!(
         health.text().contains("redis: cannot reach Redis"),
         "{}",
@@ -383,6 +403,13 @@ fn redis_restart(stop: Stop, keep_data: bool) {
         }
     }
     assert_eq!(get(&a, "/healthz", "").status, 200);
+    assert_eq!(metric(&a, "wschat_redis_up"), "1");
+    let reconnects: u64 = metric(&a, "wschat_redis_reconnects_total").parse().unwrap();
+    assert!(reconnects >= 1, "{reconnects} reconnects counted");
+    let lag: f64 = metric(&a, "wschat_redis_reader_lag_seconds")
+        .parse()
+        .unwrap();
+    assert!((0.0..60.0).contains(&lag), "a reader lag of {lag} s");
 }
 
 #[test]

@@ -60,6 +60,17 @@ pub struct Snapshot {
     pub members: Vec<String>,
 }
 
+/// What the cluster reports to `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Redis can be reached now.
+    pub up: bool,
+    /// Times the reader connected again after losing Redis.
+    pub reconnects: u64,
+    /// How long after Redis took it the newest entry applied was applied, in milliseconds.
+    pub reader_lag_ms: u64,
+}
+
 /// What a room asks of the cluster. Every call may block on the network (a bounded time) and
 /// is made holding no room lock.
 pub trait Cluster: Send + Sync + std::fmt::Debug {
@@ -83,6 +94,9 @@ pub trait Cluster: Send + Sync + std::fmt::Debug {
 
     /// What is wrong right now (Redis unreachable), for `/healthz`; `None` when all is well.
     fn problem(&self) -> Option<String>;
+
+    /// Numbers for `/metrics`.
+    fn stats(&self) -> Stats;
 
     /// Stops the reader and the heartbeat, and lets go of this node's members and liveness.
     /// Called once the server has closed every connection.

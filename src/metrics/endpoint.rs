@@ -61,6 +61,7 @@ fn gauges(shared: &Shared) -> Gauges {
         rooms: shared.rooms.count(),
         members: shared.rooms.member_count(),
         failing_rooms: shared.rooms.failing().len(),
+        cluster: shared.rooms.cluster_stats(),
         writer_threads: shared.writers.writer_threads(),
     }
 }

@@ -199,6 +199,8 @@ pub struct Gauges {
     pub members: usize,
     /// Rooms whose history cannot be written right now (their messages are refused).
     pub failing_rooms: usize,
+    /// With `--redis`: the cluster's numbers.
+    pub cluster: Option<crate::cluster::Stats>,
     /// Threads of the writer pool.
     pub writer_threads: usize,
 }

@@ -190,6 +190,30 @@ impl Metrics {
             "Chat rooms whose history cannot be written now; their messages are refused.",
             gauges.failing_rooms,
         );
+        if let Some(cluster) = gauges.cluster {
+            e.single(
+                "wschat_redis_up",
+                "gauge",
+                "1 while Redis can be reached (--redis), else 0: rooms are degraded.",
+                u8::from(cluster.up),
+            );
+            e.single(
+                "wschat_redis_reconnects_total",
+                "counter",
+                "Times this node connected to Redis again after losing it.",
+                cluster.reconnects,
+            );
+            e.single(
+                "wschat_redis_reader_lag_seconds",
+                "gauge",
+                "How long after Redis took it the newest entry read was applied here.",
+                format_args!(
+                    "{}.{:03}",
+                    cluster.reader_lag_ms / 1000,
+                    cluster.reader_lag_ms % 1000
+                ),
+            );
+        }
         e.single(
             "wschat_writer_threads",
             "gauge",

@@ -21,7 +21,7 @@ pub mod reply;
 mod scripts;
 
 use super::entry::Entry;
-use super::{random_u64, Claim, Claimed, Cluster, Snapshot};
+use super::{random_u64, Claim, Claimed, Cluster, Snapshot, Stats};
 use crate::config::Config;
 use crate::log;
 use crate::room::Room;
@@ -29,7 +29,7 @@ use crate::sync::lock;
 use commands::Commands;
 use redis::{Cmd, Value};
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -52,6 +52,10 @@ pub struct RedisCluster {
     followed: Mutex<Vec<Arc<Room>>>,
     /// Redis cannot be reached: why, and since when.
     problem: Mutex<Option<(String, Instant)>>,
+    /// Times the reader connected again after losing Redis (`/metrics`).
+    reconnects: AtomicU64,
+    /// The reader's lag at the newest entry it applied, in milliseconds (`/metrics`).
+    lag_ms: AtomicU64,
     /// This node's members must claim their names again (it was taken for dead, or a leave
     /// could not be appended): the reader does so before it reads on.
     reclaim: AtomicBool,
@@ -85,6 +89,8 @@ impl RedisCluster {
             node_timeout: config.node_timeout,
             followed: Mutex::new(Vec::new()),
             problem: Mutex::new(None),
+            reconnects: AtomicU64::new(0),
+            lag_ms: AtomicU64::new(0),
             reclaim: AtomicBool::new(false),
             stopping: Mutex::new(false),
             stop_signal: Condvar::new(),
@@ -157,6 +163,7 @@ impl RedisCluster {
                     Some(Some(why))
                 }
                 (Some((_, since)), None) => {
+                    self.reconnects.fetch_add(1, Ordering::Relaxed);
                     log!(
                         "Redis at {} reachable again after {:.1}s: rooms restored",
                         self.url,
@@ -322,6 +329,14 @@ impl Cluster for RedisCluster {
             .run(cmd)
             .map(drop)
             .map_err(|why| format!("the chat's shared store did not take it: {why}"))
+    }
+
+    fn stats(&self) -> Stats {
+        Stats {
+            up: lock(&self.problem).is_none(),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+            reader_lag_ms: self.lag_ms.load(Ordering::Relaxed),
+        }
     }
 
     fn problem(&self) -> Option<String> {

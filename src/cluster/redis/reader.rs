@@ -149,7 +149,9 @@ impl Reader<'_> {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let lag = Duration::from_millis(now_ms.saturating_sub(added_ms));
+        let lag_ms = now_ms.saturating_sub(added_ms);
+        self.cluster.lag_ms.store(lag_ms, Ordering::Relaxed);
+        let lag = Duration::from_millis(lag_ms);
         if lag < LAG_WORTH_LOGGING || self.lag_logged.is_some_and(|t| t.elapsed() < LAG_LOG_EVERY) {
             return;
         }
