@@ -14,7 +14,7 @@ pub struct Config {
     /// Directory to serve instead of the page built into the binary. Default none (`--root`).
     pub root: Option<PathBuf>,
     /// Origins allowed to upgrade besides the server's own (same origin: the `Origin`'s host
-    /// and port are the `Host`'s; see [`crate::origin`]); `*` allows any. Others get 403.
+    /// and port are the `Host`'s; see `origin.rs`); `*` allows any. Others get 403.
     /// Default empty: same origin only (`--allowed-origin`, repeatable).
     pub allowed_origins: Vec<String>,
     /// Print every upgrade request head and the reply head to stderr.
@@ -73,7 +73,7 @@ pub struct Config {
     /// read path. A thread that cannot be started gets its connection refused with 503.
     pub connection_stack: usize,
     /// Peers whose `X-Forwarded-For` or `Forwarded` header names the real client (see
-    /// [`crate::client_addr`]). Default none: those headers are ignored (`--trusted-proxy`,
+    /// `client_addr/`). Default none: those headers are ignored (`--trusted-proxy`,
     /// repeatable).
     pub trusted_proxies: Vec<Cidr>,
     /// Most connections open at once from one client address (an IPv6 /64); past it, 429.
@@ -83,7 +83,7 @@ pub struct Config {
     /// own. Default none: no metrics port is opened (`--metrics-addr`).
     pub metrics_addr: Option<String>,
     /// Share the rooms with other nodes through this Redis, `redis://HOST:PORT[/DB]` (see
-    /// [`crate::cluster`]); the stream is then each room's order and history, and `data`,
+    /// `cluster/`); the stream is then each room's order and history, and `data`,
     /// `ephemeral`, `fsync` and `history_keep`'s files do not apply to chat messages.
     /// Default none: one node alone (`--redis`).
     pub redis: Option<String>,

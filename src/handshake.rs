@@ -129,7 +129,7 @@ impl Rejection {
 /// the `Sec-WebSocket-Accept` value for the reply.
 ///
 /// `allowed_origins` lists origins accepted besides the server's own, `*` for any (see
-/// [`origin`]). A request with no `Origin` header is let through: only browsers send `Origin`,
+/// `origin.rs`). A request with no `Origin` header is let through: only browsers send `Origin`,
 /// and the check exists to stop other web pages from using a visitor's browser against this
 /// server (cross-site WebSocket hijacking), not to authenticate programs.
 ///

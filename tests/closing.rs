@@ -77,7 +77,7 @@ fn a_client_sending_invalid_utf8_and_more_receives_1007() {
 #[test]
 fn a_peer_that_never_answers_the_close_is_dropped_after_the_linger_time() {
     let server = TestServer::with(|c| c.max_chat_message = 100);
-    let since = wschat::log::capture::mark();
+    let since = wschat::internals::log::capture::mark();
     let mut silent = server.connect();
     let me = silent.local_addr().unwrap().to_string();
     silent

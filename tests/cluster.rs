@@ -324,7 +324,7 @@ fn redis_restart(stop: Stop, keep_data: bool) {
         (refused, events, sender)
     });
     std::thread::sleep(Duration::from_millis(300));
-    let before_outage = wschat::log::capture::mark();
+    let before_outage = wschat::internals::log::capture::mark();
     redis.stop(stop);
     let down = Instant::now();
     // Both nodes' members are told; /healthz says why.

@@ -73,7 +73,7 @@ fn count_background_panics() {
 fn replay(kind: &str) -> usize {
     count_background_panics();
     // The server the `server` target starts logs into the test's captured output.
-    wschat::log::capture::start();
+    wschat::internals::log::capture::start();
     let mut failures = Vec::new();
     let all = inputs(kind);
     for (target, path) in &all {
@@ -287,7 +287,7 @@ fn seeds() -> Vec<Seed> {
 
 /// A room's log: whole lines written by the server, and the damage a crash or a disk can do.
 fn history_log_seeds() -> Vec<(&'static str, Vec<u8>)> {
-    use wschat::history::line::{encode, Entry};
+    use wschat::internals::history::line::{encode, Entry};
     let line = |from: &str, text: &str| {
         encode(&Entry {
             at: "2026-12-02T05:22:24.123Z".into(),

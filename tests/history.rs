@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use support::*;
 use tungstenite::Message;
-use wschat::history::line::{self, Entry};
+use wschat::internals::history::line::{self, Entry};
 
 fn say(ws: &mut tungstenite::WebSocket<std::net::TcpStream>, text: &str) {
     ws.send(Message::text(text)).unwrap();

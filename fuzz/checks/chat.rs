@@ -6,11 +6,11 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use wschat::chat_protocol::{clean_name, name_key, Event};
-use wschat::frame;
-use wschat::outbox::{Outbox, QueueLimits, When};
-use wschat::room::{Membership, Room};
-use wschat::transport::MemoryTransport;
+use wschat::internals::chat_protocol::{clean_name, name_key, Event};
+use wschat::internals::frame;
+use wschat::internals::outbox::{Outbox, QueueLimits, When};
+use wschat::internals::room::{Membership, Room};
+use wschat::internals::transport::MemoryTransport;
 
 use super::frames::{parse_server_output, WsMessage};
 use super::json::{parse_json, Json};
@@ -390,7 +390,7 @@ pub fn check_chat_input(data: &[u8]) {
                 let others: Vec<&str> = present.iter().map(|(_, n)| n.as_str()).collect();
                 let predicted = clean_name(&text).and_then(|name| {
                     if others.iter().any(|o| name_key(o) == name_key(name)) {
-                        Err(wschat::chat_protocol::NameError::Taken)
+                        Err(wschat::internals::chat_protocol::NameError::Taken)
                     } else {
                         Ok(name)
                     }

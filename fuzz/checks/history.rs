@@ -1,7 +1,7 @@
 //! The `history_log` target: a room's history file as read at start-up.
 
-use wschat::history::line::{self, Entry};
-use wschat::history::log::scan;
+use wschat::internals::history::line::{self, Entry};
+use wschat::internals::history::log::scan;
 
 /// Entries kept in memory by the scan in this check: few, so that the kept window moves.
 const NEWEST: usize = 5;
@@ -61,7 +61,7 @@ pub fn check_history_log(data: &[u8]) {
 /// An entry holds what a member could have said: a name the rules accept, and a timestamp.
 fn check_entry(entry: &Entry) {
     assert_eq!(
-        wschat::chat_protocol::clean_name(&entry.from),
+        wschat::internals::chat_protocol::clean_name(&entry.from),
         Ok(entry.from.as_str()),
         "stored under a name nobody could have: {:?}",
         entry.from

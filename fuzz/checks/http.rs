@@ -1,8 +1,10 @@
-//! The `http_head` target (`wschat::http::parse_head` on arbitrary bytes), and what the
+//! The `http_head` target (`wschat::internals::http::parse_head` on arbitrary bytes), and what the
 //! other HTTP checks share: headers read straight off the header list, and the shape of a
 //! response head.
 
-use wschat::http::{parse_head, HttpError, Parsed, Request, MAX_HEADERS, MAX_HEAD_BYTES};
+use wschat::internals::http::{
+    parse_head, HttpError, Parsed, Request, MAX_HEADERS, MAX_HEAD_BYTES,
+};
 
 /// `parse_head` never panics, respects its limits, and is incremental: every prefix of a
 /// complete head is `Partial` (the server parses a growing buffer, so a head that arrives in

@@ -17,7 +17,7 @@ fn days_in_month(year: u64, month: u64) -> u64 {
 /// instant, and a real calendar date comes back exactly as written (after the day name, which
 /// `parse` ignores). `format` of any time up to year 9999 round-trips.
 pub fn check_httpdate(data: &[u8]) {
-    use wschat::httpdate::{format, parse};
+    use wschat::internals::httpdate::{format, parse};
     let text = String::from_utf8_lossy(data);
     // IMF-fixdate has four-digit years; parse can step past 9999 (31 Dec 9999 23:59:60).
     let end_of_9999 = UNIX_EPOCH + Duration::from_secs(253_402_300_800);

@@ -14,13 +14,13 @@ use std::sync::Arc;
 
 use tungstenite::error::{Error as WsError, ProtocolError};
 use tungstenite::protocol::frame::FrameHeader;
-use wschat::http::Response;
-use wschat::inspect::dissect::{Direction, Dissector, FrameRecord, SHOWN};
-use wschat::inspect::{stash, Tap};
-use wschat::outbox::{Outbox, QueueLimits};
-use wschat::rooms::Rooms;
-use wschat::session::{self, Endpoint, SessionConfig};
-use wschat::transport::{MemoryTransport, Transport};
+use wschat::internals::http::Response;
+use wschat::internals::inspect::dissect::{Direction, Dissector, FrameRecord, SHOWN};
+use wschat::internals::inspect::{stash, Tap};
+use wschat::internals::outbox::{Outbox, QueueLimits};
+use wschat::internals::rooms::Rooms;
+use wschat::internals::session::{self, Endpoint, SessionConfig};
+use wschat::internals::transport::{MemoryTransport, Transport};
 
 use super::frames::{parse_server_output, WsMessage};
 use super::hex;

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use wschat::outbox::{Outbox, QueueLimits, Writers};
-use wschat::transport::{MemoryTransport, Transport};
+use wschat::internals::outbox::{Outbox, QueueLimits, Writers};
+use wschat::internals::transport::{MemoryTransport, Transport};
 
 /// One set of writers per limits and calling thread, as in a server (each owns its threads).
 /// Per thread, so that checks running at once (the seed replay's tests) do not see each

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use wschat::http::{parse_head, Parsed, Request, MAX_HEAD_BYTES};
+use wschat::internals::http::{parse_head, Parsed, Request, MAX_HEAD_BYTES};
 
 use super::chat::{chat_transcript, check_accepted_name, ChatEvent};
 use super::frames::{check_echoed, parse_server_output};
@@ -143,8 +143,8 @@ fn take_response<'a>(out: &mut &'a [u8], head_only: bool) -> Option<(u16, &'a st
 /// valid frames only (the echo returns the client's messages; the chat sends one JSON event
 /// per frame). A reset connection may have lost its tail, nothing else.
 pub fn check_server(data: &[u8]) {
-    use wschat::handshake::check_upgrade;
-    use wschat::static_files::respond;
+    use wschat::internals::handshake::check_upgrade;
+    use wschat::internals::static_files::respond;
     let server = test_server();
     let site = static_root();
     let (output, reset) = exchange(server.addr, data);
@@ -221,17 +221,17 @@ pub fn check_server(data: &[u8]) {
             }
         }
         let mut reply = if request.announces_body() {
-            wschat::http::Response::error(400, "request bodies are not accepted")
+            wschat::internals::http::Response::error(400, "request bodies are not accepted")
         } else if request.path() == "/healthz" {
             // The fuzz server is neither stopping nor full: healthy.
             match request.method.as_str() {
-                "GET" | "HEAD" => wschat::http::Response::new(200),
-                _ => wschat::http::Response::error(405, "only GET and HEAD are served"),
+                "GET" | "HEAD" => wschat::internals::http::Response::new(200),
+                _ => wschat::internals::http::Response::error(405, "only GET and HEAD are served"),
             }
         } else if matches!(request.method.as_str(), "GET" | "HEAD") {
             respond(&site.site, &request)
         } else {
-            wschat::http::Response::error(405, "only GET and HEAD are served")
+            wschat::internals::http::Response::error(405, "only GET and HEAD are served")
         };
         if request.wants_close() || served >= SERVER_MAX_REQUESTS {
             reply = reply.header("Connection", "close");

@@ -1,9 +1,9 @@
 //! The `session` target: the bytes after a valid upgrade, through `session::run`.
 
 use std::sync::Arc;
-use wschat::outbox::{QueueLimits, When};
-use wschat::rooms::Rooms;
-use wschat::session::{self, Endpoint, SessionConfig};
+use wschat::internals::outbox::{QueueLimits, When};
+use wschat::internals::rooms::Rooms;
+use wschat::internals::session::{self, Endpoint, SessionConfig};
 
 use super::chat::{chat_transcript, check_accepted_name, ChatEvent};
 use super::frames::{check_echoed, parse_server_output, WsMessage};

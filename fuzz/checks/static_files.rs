@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use wschat::http::{parse_head, Body, Parsed};
-use wschat::static_files::{parse_target, BadTarget, Lookup, Site, TargetPath};
+use wschat::internals::http::{parse_head, Body, Parsed};
+use wschat::internals::static_files::{parse_target, BadTarget, Lookup, Site, TargetPath};
 
 use super::http::{check_response_head, token_listed, values};
 
@@ -249,7 +249,7 @@ fn check_lookup_on_disk(site: &StaticRoot, parsed: &TargetPath) {
 /// servable file, a 304 answers a conditional request, and `If-None-Match: *` is never
 /// answered with the whole file.
 pub fn check_static_request(data: &[u8]) {
-    use wschat::static_files::respond;
+    use wschat::internals::static_files::respond;
     let Ok(Parsed::Complete { request, .. }) = parse_head(data) else {
         return;
     };

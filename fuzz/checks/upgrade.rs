@@ -1,7 +1,7 @@
 //! The `upgrade` target: `parse_head`, then `handshake::check_upgrade`.
 
 use super::origin::{model_origin, model_same_origin};
-use wschat::http::{parse_head, Parsed, Request};
+use wschat::internals::http::{parse_head, Parsed, Request};
 
 use super::http::{announces_body, check_error_response_head, token_listed, values};
 
@@ -93,7 +93,7 @@ impl<'a> UpgradeFacts<'a> {
 /// requirement holds, or a truthful rejection (the requirement it names is really unmet)
 /// answered with 400, 403, 405 or 426.
 pub fn check_upgrade(data: &[u8]) {
-    use wschat::handshake::{check_upgrade, switching_protocols, Rejection, GUID};
+    use wschat::internals::handshake::{check_upgrade, switching_protocols, Rejection, GUID};
     assert_eq!(GUID.as_bytes(), RFC_GUID);
     let Ok(Parsed::Complete { request, .. }) = parse_head(data) else {
         return;

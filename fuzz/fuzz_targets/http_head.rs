@@ -1,4 +1,4 @@
-//! Fuzz target `http_head`: wschat::http::parse_head on arbitrary bytes. The properties are in
+//! Fuzz target `http_head`: wschat::internals::http::parse_head on arbitrary bytes. The properties are in
 //! `fuzz/checks/http.rs` (`check_http_head`), shared with `tests/fuzz_seeds.rs`.
 #![no_main]
 

@@ -11,6 +11,7 @@
 //! implementation on Redis is the `redis` module (with the `redis` cargo feature). The room's
 //! side, applying entries under its lock, is in [`crate::room`].
 
+#[cfg(any(feature = "redis", test))]
 pub mod backoff;
 pub mod entry;
 #[cfg(feature = "redis")]
@@ -19,7 +20,6 @@ pub mod redis;
 use crate::config::Config;
 use crate::room::Room;
 use entry::EntryId;
-use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::sync::Arc;
 
@@ -125,7 +125,9 @@ pub fn start(config: &Config) -> io::Result<Arc<dyn Cluster>> {
 
 /// 64 random bits from the standard library's per-process hash keys, the time and a counter:
 /// enough for node ids and jitter, which need to differ, not to be secret.
+#[cfg(any(feature = "redis", test))]
 pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();

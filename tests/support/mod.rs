@@ -30,7 +30,7 @@ impl TestServer {
 
     pub fn with(adjust: impl FnOnce(&mut Config)) -> Self {
         // The server's log goes to the test's captured output: shown when the test fails.
-        wschat::log::capture::start();
+        wschat::internals::log::capture::start();
         // History in memory unless a test gives a directory: tests never write to a default
         // data directory.
         let mut config = Config {
@@ -97,8 +97,8 @@ impl Drop for TestServer {
 
 /// Waits up to [`PATIENCE`] for a server log line, logged after `since`, containing every one
 /// of `parts`.
-pub fn wait_for_log(since: wschat::log::capture::Mark, parts: &[&str]) -> String {
-    wschat::log::capture::wait_for(
+pub fn wait_for_log(since: wschat::internals::log::capture::Mark, parts: &[&str]) -> String {
+    wschat::internals::log::capture::wait_for(
         since,
         |line| parts.iter().all(|p| line.contains(p)),
         PATIENCE,
