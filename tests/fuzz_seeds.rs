@@ -261,3 +261,55 @@ fn the_accept_oracle_matches_the_rfc_example() {
         "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
     );
 }
+
+#[test]
+fn the_chat_model_takes_merged_presence_only_when_it_adds_up() {
+    use checks::chat::{same_transcript, ChatEvent};
+    let join = |n: &str| ChatEvent::Join { name: n.into() };
+    let leave = |n: &str| ChatEvent::Leave { name: n.into() };
+    let said = ChatEvent::Message {
+        from: "a".into(),
+        text: "hi".into(),
+        backlog: false,
+    };
+    // 18 changes that add up to: x joined, y left.
+    let mut run = vec![join("y"), join("x")];
+    for i in 0..8 {
+        run.push(join(&format!("p{i}")));
+        run.push(leave(&format!("p{i}")));
+    }
+    run.push(leave("y"));
+    let expected: Vec<ChatEvent> = run.iter().cloned().chain([said.clone()]).collect();
+    assert_eq!(same_transcript(&expected, &expected), Ok(()));
+    let merged = ChatEvent::Presence {
+        joined: vec!["x".into()],
+        left: vec![],
+    };
+    assert_eq!(same_transcript(&[merged, said.clone()], &expected), Ok(()));
+    let wrong_net = ChatEvent::Presence {
+        joined: vec!["x".into(), "y".into()],
+        left: vec![],
+    };
+    let short = vec![join("a"), join("b"), said.clone()];
+    let short_merged = ChatEvent::Presence {
+        joined: vec!["a".into(), "b".into()],
+        left: vec![],
+    };
+    for (got, want) in [
+        (vec![wrong_net, said.clone()], expected.clone()),
+        (vec![said.clone()], expected.clone()),
+        // Up to 16 changes are never merged.
+        (vec![short_merged, said.clone()], short.clone()),
+        // Individual events must be exactly the predicted ones, not only add up.
+        (vec![join("b"), join("a"), said.clone()], short.clone()),
+        (
+            vec![join("a"), leave("a"), join("a"), join("b"), said.clone()],
+            short,
+        ),
+    ] {
+        assert!(
+            same_transcript(&got, &want).is_err(),
+            "accepted {got:?} for {want:?}"
+        );
+    }
+}

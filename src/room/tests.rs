@@ -27,6 +27,16 @@ fn join(room: &Arc<Room>, name: &str, outbox: &Arc<Outbox>) -> Membership {
     membership
 }
 
+/// Waits, bounded, until everything queued on `outbox` is written (joins and leaves go through
+/// the writer pool).
+fn settle(outbox: &Outbox) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !outbox.is_idle() {
+        assert!(std::time::Instant::now() < deadline, "never written");
+        std::thread::yield_now();
+    }
+}
+
 /// The text frames in `output`, as strings (server frames: unmasked, short or 16-bit length).
 fn texts(output: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
@@ -88,6 +98,8 @@ fn nothing_is_written_or_shut_down_under_the_room_lock() {
     assert_eq!(room.members(), ["alice"]);
     drop(bob);
     drop(alice);
+    settle(&a);
+    settle(&b);
     assert!(room.members().is_empty());
     let close = frame::close(
         frame::CloseCode::Policy,
@@ -117,6 +129,7 @@ fn a_member_that_keeps_up_sees_each_join_and_leave() {
     for name in ["bob", "carol"] {
         let (o, _) = outbox(&writers);
         drop(join(&room, name, &o));
+        settle(&a);
     }
     assert_eq!(
         texts(&a_out.output()),
@@ -139,6 +152,7 @@ fn a_member_that_fell_behind_gets_the_joins_and_leaves_merged() {
     // Bob's message to alice waits unwritten: alice is behind.
     let (b, _) = outbox(&writers);
     let bob = join(&room, "bob", &b);
+    settle(&a);
     let held = bob.say("are you there?", When::Later);
     let mut others = Vec::new();
     for i in 0..100 {
@@ -149,11 +163,7 @@ fn a_member_that_fell_behind_gets_the_joins_and_leaves_merged() {
     drop(bob);
     held.write();
     // The pool writes it; the leaves below must not merge into the same notice.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !a.is_idle() {
-        assert!(std::time::Instant::now() < deadline, "never written");
-        std::thread::yield_now();
-    }
+    settle(&a);
     drop(others);
     drop(alice);
     let got = texts(&a_out.output());
