@@ -3,12 +3,13 @@
 //!
 //! Each join or leave is one entry in the room's [`Roster`]. A member's outbox does not hold a
 //! frame per entry but a [`PresenceMark`]: "tell this member about entries `after+1..=upto`",
-//! and a mark that is still waiting when the next entry comes is simply extended. The frame is
-//! made when the mark is written: up to [`MERGE_AFTER`] entries are written as today's `join`
-//! and `leave` events, one each, so a member that keeps up sees exactly those even when its
-//! writer was a moment late; more become one `presence` event with who joined and who left
-//! since. A join storm of n members thus costs each member one waiting mark, not n frames (n²
-//! in all).
+//! and a mark that is still waiting when the next entry comes is simply extended. Marks are
+//! written within a moment (25 ms, the outbox's `When::Soon`), in one round for every member,
+//! so a storm's joins go out in few writes. The frame is made when the mark is written: up to
+//! [`MERGE_AFTER`] entries are written as today's `join` and `leave` events, one each, so a
+//! member that keeps up sees exactly those; more become one `presence` event with who joined
+//! and who left since. A join storm of n members thus costs each member one waiting mark, not
+//! n frames (n² in all).
 //!
 //! The roster keeps the last entries, four per member present and at least [`MIN_KEPT`], so an
 //! empty room costs little. A mark older than that (a member very far behind) is written as

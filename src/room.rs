@@ -270,7 +270,7 @@ impl Room {
         let overflowed = st.each_member(None, deliveries, |member| {
             let mark = PresenceMark::new(&self.roster, member.told, entry);
             member.told = entry;
-            member.outbox.enqueue_presence(mark, When::Later)
+            member.outbox.enqueue_presence(mark, When::Soon)
         });
         self.remove(st, overflowed, deliveries);
         entry

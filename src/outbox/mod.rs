@@ -16,6 +16,8 @@
 //! - [`When::Later`]: the pool writes it; frames that pile up meanwhile go out in one write.
 //! - [`When::Waiting`]: the connection's own thread writes and waits, and waits for the queue
 //!   to drain when someone else holds the turn: its peer's pace is its back-pressure.
+//! - [`When::Soon`]: within [`SOON`] (25 ms), in one round for every queue that asked in that
+//!   time: joins and leaves, so that a storm of them costs each member one write per moment.
 //!
 //! Limits: frames from others (broadcasts, pings) are refused past the byte bound, which closes
 //! the connection with 1008 (ws-rs RUSTSEC-2020-0043): a member that reads is never closed for
@@ -45,7 +47,7 @@ mod writers;
 
 use turn::Overflow;
 pub use turn::{Deliveries, Queued};
-pub use writers::{QueueLimits, When, Writers};
+pub use writers::{QueueLimits, When, Writers, SOON};
 
 /// What a waiting presence mark counts for against the byte bound: about a join notice. The
 /// frame it becomes can be longer, but it is made only when written.
@@ -79,7 +81,10 @@ impl Item {
                 let messages = frame::data_frames(&frame);
                 Some((frame, messages))
             }
-            Item::Presence(mark) => mark.render().map(|frame| (frame, 1)),
+            Item::Presence(mark) => mark.render().map(|frames| {
+                let messages = frame::data_frames(&frames);
+                (frames, messages)
+            }),
             Item::Rest(rest) => Some((rest, 0)),
         }
     }

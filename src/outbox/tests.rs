@@ -278,3 +278,46 @@ fn after_the_peers_close_only_the_owners_reply_is_taken() {
     outbox.close(CloseCode::Away, "bye", When::Now).write();
     assert_eq!(socket.written(), reply);
 }
+
+#[test]
+fn soon_waits_a_moment_and_writes_every_queue_that_asked_in_one_round() {
+    let sockets: Vec<Arc<Socket>> = (0..3).map(|_| Socket::with_room(usize::MAX)).collect();
+    let limits = QueueLimits {
+        bytes: 1 << 20,
+        messages: None,
+    };
+    let writers = Writers::new(limits, Duration::from_secs(2));
+    let outboxes: Vec<Arc<Outbox>> = sockets
+        .iter()
+        .map(|socket| {
+            Arc::new(Outbox::new(
+                socket.clone(),
+                "127.0.0.1:1".parse::<std::net::SocketAddr>().unwrap(),
+                Arc::clone(&writers),
+            ))
+        })
+        .collect();
+    let started = Instant::now();
+    for (i, outbox) in outboxes.iter().enumerate() {
+        outbox
+            .enqueue(frame::text(&format!("a{i}")), When::Soon)
+            .write();
+        // A second frame joins the first in the same round.
+        outbox
+            .enqueue(frame::text(&format!("b{i}")), When::Soon)
+            .write();
+    }
+    assert!(
+        sockets.iter().all(|s| s.written().is_empty()),
+        "written at once"
+    );
+    for outbox in &outboxes {
+        wait_until_idle(outbox);
+    }
+    // Not written at once: the round waited.
+    assert!(started.elapsed() >= SOON);
+    for (i, socket) in sockets.iter().enumerate() {
+        let expected = [frame::text(&format!("a{i}")), frame::text(&format!("b{i}"))].concat();
+        assert_eq!(socket.written(), expected);
+    }
+}

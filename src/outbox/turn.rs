@@ -52,7 +52,7 @@ impl Outbox {
     /// Writes what the socket takes without waiting. Returns false when the socket's buffer
     /// filled up: the unwritten rest is back at the front of the queue and the turn is still
     /// the caller's, to hand to a thread that can wait.
-    fn write_without_waiting(self: &Arc<Self>) -> bool {
+    pub(super) fn write_without_waiting(self: &Arc<Self>) -> bool {
         let mut done = 0;
         // Added to the metrics once, when the turn ends or is handed on.
         let (mut messages, mut bytes) = (0, 0);
@@ -158,7 +158,7 @@ impl Outbox {
     }
 
     /// Leaves the turn to a pool thread, which writes, waiting.
-    fn hand_to_pool(self: Arc<Self>) {
+    pub(super) fn hand_to_pool(self: Arc<Self>) {
         let pool = Arc::clone(&self.writers.pool);
         pool.run(Box::new(move || {
             if panic::catch_unwind(AssertUnwindSafe(|| self.drain())).is_err() {
@@ -201,9 +201,10 @@ impl Queued {
                 }
             }
             (When::Later, true) => outbox.hand_to_pool(),
+            (When::Soon, true) => Arc::clone(&outbox.writers).write_soon(outbox),
             (When::Waiting, true) => outbox.drain(),
             (When::Waiting, false) => outbox.wait_drained(self.emptied),
-            (When::Now | When::Later, false) => {}
+            (When::Now | When::Later | When::Soon, false) => {}
         }
     }
 }
