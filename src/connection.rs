@@ -9,6 +9,7 @@ use crate::inspect;
 use crate::log;
 use crate::metrics::{HandshakeFailure, Refusal};
 use crate::outbox::Outbox;
+use crate::per_ip::IpSlot;
 use crate::rooms;
 use crate::server::Shared;
 use crate::session::{self, Endpoint, SessionConfig};
@@ -49,9 +50,35 @@ fn websocket_endpoint(request: &Request) -> Option<Result<Endpoint, Response>> {
     )
 }
 
+/// A connection that has switched to WebSocket: what its session needs.
+struct Upgraded {
+    outbox: Arc<Outbox>,
+    /// Bytes that followed the request head: the start of the first frame.
+    leftover: Vec<u8>,
+    endpoint: Endpoint,
+    client: Client,
+    path: String,
+    /// A proxied client's place in its address's count, held until the session ends.
+    ip_slot: Option<IpSlot>,
+}
+
 impl Connection<'_> {
-    /// Serves HTTP requests (keep-alive) until the connection closes or upgrades.
+    /// Serves HTTP requests (keep-alive) until the connection closes or upgrades, then the
+    /// WebSocket session.
     pub fn serve(&self) {
+        if let Some(upgraded) = self.serve_http() {
+            self.run_session(upgraded);
+        }
+    }
+
+    /// Serves HTTP requests until the connection closes (`None`) or upgrades.
+    ///
+    /// Never inlined: a session sits for hours on the stack below this call's caller, and this
+    /// frame (a request, its reply, the health report) would sit there with it. Popping it
+    /// first keeps an idle connection's stack to two pages instead of three: 4 KiB less per
+    /// connection, a quarter of what an idle connection costs.
+    #[inline(never)]
+    fn serve_http(&self) -> Option<Upgraded> {
         let config = &self.shared.config;
         let stream = self.stream;
         let _ = stream.set_nodelay(true);
@@ -71,8 +98,8 @@ impl Connection<'_> {
             let (request, head_len) =
                 match http::read_request(stream, &mut buf, deadline, &mut read_timeout) {
                     Ok(parsed) => parsed,
-                    Err(HttpError::Closed) => return,
-                    Err(HttpError::Timeout) if served > 0 && buf.is_empty() => return,
+                    Err(HttpError::Closed) => return None,
+                    Err(HttpError::Timeout) if served > 0 && buf.is_empty() => return None,
                     Err(error) => {
                         if let Some(failure) = HandshakeFailure::of_http(&error) {
                             self.shared.metrics.handshake_failed(failure);
@@ -81,14 +108,14 @@ impl Connection<'_> {
                             log!("{} - - {} ({error:?})", self.peer, reply.status);
                             let _ = reply.write_to(stream, false);
                         }
-                        return;
+                        return None;
                     }
                 };
             served += 1;
             let client = forwarding.client(&request);
             // A proxied client is counted while this request (or its WebSocket) is served; a
             // direct one for its whole connection (`server::accept`).
-            let _ip_slot = match forwarding.peer_is_trusted() {
+            let ip_slot = match forwarding.peer_is_trusted() {
                 false => None,
                 true => match self.shared.per_ip.acquire(client.ip()) {
                     Some(slot) => Some(slot),
@@ -102,14 +129,16 @@ impl Connection<'_> {
                             reply.status
                         );
                         let _ = reply.write_to(stream, false);
-                        return;
+                        return None;
                     }
                 },
             };
             let is_health = request.path() == health::PATH;
             let mut reply = match websocket_endpoint(&request) {
                 Some(Ok(endpoint)) => {
-                    return self.upgrade(client, request, buf, head_len, endpoint)
+                    let mut upgraded = self.upgrade(client, request, buf, head_len, endpoint)?;
+                    upgraded.ip_slot = ip_slot;
+                    return Some(upgraded);
                 }
                 Some(Err(refusal)) => {
                     self.shared
@@ -136,9 +165,10 @@ impl Connection<'_> {
                 );
             }
             if reply.write_to(stream, request.method == "HEAD").is_err() || closing {
-                return;
+                return None;
             }
         }
+        None
     }
 
     /// What `/healthz` checks: that new connections are still taken and history is stored.
@@ -174,8 +204,9 @@ impl Connection<'_> {
         }
     }
 
-    /// Checks an upgrade request, answers it, and runs the WebSocket session. `buf` holds the
-    /// request head (`head_len` bytes) and whatever followed it: the start of the first frame.
+    /// Checks an upgrade request and answers it; `None` if it was refused or the reply could
+    /// not be sent. `buf` holds the request head (`head_len` bytes) and whatever followed it:
+    /// the start of the first frame.
     fn upgrade(
         &self,
         client: Client,
@@ -183,7 +214,7 @@ impl Connection<'_> {
         mut buf: Vec<u8>,
         head_len: usize,
         endpoint: Endpoint,
-    ) {
+    ) -> Option<Upgraded> {
         let config = &self.shared.config;
         let leftover = buf.split_off(head_len);
         if config.trace_handshake {
@@ -210,7 +241,7 @@ impl Connection<'_> {
                     rejection.reason()
                 );
                 let _ = reply.write_to(self.stream, false);
-                return;
+                return None;
             }
         };
         if config.trace_handshake {
@@ -225,7 +256,7 @@ impl Connection<'_> {
             inspect::Tap::new(inner, &head, &reply, &config.allowed_origins, &leftover)
         });
         if reply.write_to(self.stream, false).is_err() {
-            return;
+            return None;
         }
         let transport: Arc<dyn Transport> = match &tap {
             Some(tap) => tap.clone(),
@@ -252,6 +283,27 @@ impl Connection<'_> {
                 .close(SHUTTING_DOWN.0, SHUTTING_DOWN.1, crate::outbox::When::Now)
                 .write();
         }
+        Some(Upgraded {
+            outbox,
+            leftover,
+            endpoint,
+            client,
+            path,
+            ip_slot: None,
+        })
+    }
+
+    /// Runs the WebSocket session until it closes.
+    fn run_session(&self, upgraded: Upgraded) {
+        let config = &self.shared.config;
+        let Upgraded {
+            outbox,
+            leftover,
+            endpoint,
+            client,
+            path,
+            ip_slot: _ip_slot,
+        } = upgraded;
         let session_config = SessionConfig {
             max_message: match endpoint {
                 Endpoint::Chat(_) => config.max_chat_message,
