@@ -57,7 +57,12 @@ impl<T> Drop for QueueOnly<'_, T> {
 }
 
 /// Panics when the current thread holds a queue-only lock: `what` (a socket write, a log
-/// line) would make everyone waiting for that lock wait on I/O.
+/// line) would make everyone waiting for that lock wait on I/O. Checked in debug builds and
+/// on the in-memory transport; a release build never calls it.
+#[cfg_attr(
+    not(any(debug_assertions, test, feature = "test-support")),
+    allow(dead_code)
+)]
 pub fn assert_io_allowed(what: &str) {
     let held = QUEUE_ONLY.with(Cell::get);
     assert!(
