@@ -2,7 +2,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use support::*;
@@ -48,6 +48,27 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
         .unwrap();
     assert!(status.success());
     child.wait().unwrap()
+}
+
+/// Everything the child writes to stderr from here to its exit.
+fn remaining_stderr(child: &mut Child) -> String {
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    log
+}
+
+/// A WebSocket client on `path` of the server at `addr`.
+fn ws_client(addr: SocketAddr, path: &str) -> tungstenite::WebSocket<TcpStream> {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    tungstenite::client(format!("ws://{addr}{path}").as_str(), stream)
+        .unwrap()
+        .0
 }
 
 /// The flag table of `--help`: (flag with its value name, default), in order.
@@ -185,15 +206,8 @@ fn first_line_names_the_real_port_and_sigterm_closes_clients_with_1001() {
     let (mut child, addr, line) = spawn(&[]);
     assert_ne!(addr.port(), 0);
     assert_eq!(line, format!("listening on http://{addr}/\n"));
-    let connect = || {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(PATIENCE)).unwrap();
-        tungstenite::client(format!("ws://{addr}/chat").as_str(), stream)
-            .unwrap()
-            .0
-    };
-    let mut alice = connect();
-    let mut bob = connect();
+    let mut alice = ws_client(addr, "/chat");
+    let mut bob = ws_client(addr, "/chat");
     alice.send(Message::text("alice")).unwrap();
     bob.send(Message::text("bob")).unwrap();
     next_text(&mut alice);
@@ -202,6 +216,76 @@ fn first_line_names_the_real_port_and_sigterm_closes_clients_with_1001() {
     assert!(status.success(), "{status:?}");
     assert_eq!(close_code(&mut alice), 1001);
     assert_eq!(close_code(&mut bob), 1001);
+}
+
+/// The server's threads, once every one of them is asleep in a system call (state `S`): a
+/// signal sent then interrupts whatever each one waits in.
+fn threads_once_all_asleep(pid: u32) -> Vec<String> {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+        let states: Vec<(String, String)> = tasks
+            .map(|task| {
+                let task = task.unwrap().path();
+                let tid = task.file_name().unwrap().to_string_lossy().into_owned();
+                let stat = std::fs::read_to_string(task.join("stat")).unwrap_or_default();
+                // The state follows the parenthesised name, which may itself hold spaces.
+                let state = stat
+                    .rsplit(") ")
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(1)
+                    .collect();
+                (tid, state)
+            })
+            .collect();
+        if states.iter().all(|(_, state)| state == "S") {
+            return states.into_iter().map(|(tid, _)| tid).collect();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "threads never all asleep: {states:?}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn a_handled_signal_landing_on_any_thread_drops_no_connection() {
+    let (mut child, addr, _) = spawn(&[]);
+    let mut alice = ws_client(addr, "/chat");
+    alice.send(Message::text("alice")).unwrap();
+    next_text(&mut alice);
+    let mut bob = ws_client(addr, "/chat");
+    bob.send(Message::text("bob")).unwrap();
+    next_text(&mut bob);
+    assert!(next_text(&mut alice).contains(r#""join","name":"bob""#));
+    let mut echo = ws_client(addr, "/echo");
+    let mut half_request = TcpStream::connect(addr).unwrap();
+    half_request.set_read_timeout(Some(PATIENCE)).unwrap();
+    half_request.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+
+    // SIGXFSZ is handled (a flag) and, sent to a thread's id, lands on that thread. Every
+    // thread gets it, each while it waits: in accept, in a read with a timeout, in a condvar.
+    for tid in threads_once_all_asleep(child.id()) {
+        let sent = Command::new("kill")
+            .args(["-s", "XFSZ", &tid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    echo.send(Message::text("still echoing")).unwrap();
+    assert_eq!(next_text(&mut echo), "still echoing");
+    bob.send(Message::text("still chatting")).unwrap();
+    assert!(next_text(&mut alice).contains("still chatting"));
+    half_request.write_all(b"Host: x\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut half_request, false).status, 200);
+    assert!(terminate(&mut child).success());
+    assert_eq!(close_code(&mut alice), 1001);
+    let log = remaining_stderr(&mut child);
+    assert!(!log.contains("Interrupted"), "{log}");
 }
 
 #[test]
@@ -226,13 +310,7 @@ fn logs_name_peer_path_and_outcome_and_trace_shows_both_heads() {
     let mut sink = Vec::new();
     let _ = plain.read_to_end(&mut sink);
     terminate(&mut child);
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    let log = remaining_stderr(&mut child);
     assert!(log.contains("Sec-WebSocket-Key:"), "{log}");
     assert!(log.contains("HTTP/1.1 101 Switching Protocols"), "{log}");
     assert!(

@@ -71,7 +71,14 @@ impl<'a> SessionIo<'a> {
         self.ahead.resize(size, 0);
         // This read may wait for a long time: what came before is counted first.
         self.publish();
-        let read = self.outbox.transport().read(&mut self.ahead);
+        let read = loop {
+            match self.outbox.transport().read(&mut self.ahead) {
+                // A signal the process handles (SIGTERM, SIGXFSZ) may land on this thread, and
+                // a read with a timeout is not restarted after it (signal(7)): read again.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                read => break read,
+            }
+        };
         let n = *read.as_ref().unwrap_or(&0);
         self.uncounted.1 += n as u64;
         self.ahead.truncate(n);
