@@ -73,10 +73,9 @@ impl Connection<'_> {
 
     /// Serves HTTP requests until the connection closes (`None`) or upgrades.
     ///
-    /// Never inlined: a session sits for hours on the stack below this call's caller, and this
-    /// frame (a request, its reply, the health report) would sit there with it. Popping it
-    /// first keeps an idle connection's stack to two pages instead of three: 4 KiB less per
-    /// connection, a quarter of what an idle connection costs.
+    /// Never inlined, so that its frame (a request, its reply, the health report) is popped
+    /// before the session starts: a session idling for hours then touches two stack pages
+    /// instead of three, 11 KiB per idle connection instead of 15.
     #[inline(never)]
     fn serve_http(&self) -> Option<Upgraded> {
         let config = &self.shared.config;
