@@ -19,7 +19,7 @@
 //! - [`When::Soon`]: within [`SOON`] (25 ms), in one round for every queue that asked in that
 //!   time: joins and leaves, so that a storm of them costs each member one write per moment.
 //!
-//! Limits: frames from others (broadcasts, pings) are refused past the byte bound, which closes
+//! Limits: frames from others (broadcasts) are refused past the byte bound, which closes
 //! the connection with 1008 (ws-rs RUSTSEC-2020-0043): a member that reads is never closed for
 //! a burst that fits, one that stopped reading is. A write that makes no progress for the
 //! socket's write timeout drops the connection.
@@ -146,6 +146,14 @@ pub struct Outbox {
     heard_from: AtomicBool,
 }
 
+/// Whether a frame from others is held to the queue's bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    Checked,
+    /// The heartbeat's ping: small, and at most one waits (see [`Outbox::heartbeat`]).
+    Exempt,
+}
+
 /// What the turn holder does once the queue is empty, decided under the lock, done after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Release {
@@ -202,7 +210,7 @@ impl Outbox {
     /// instead. The connection's own frames ([`When::Waiting`]) are bounded by their writer
     /// waiting, and are taken until our close frame is queued.
     pub fn enqueue(self: &Arc<Self>, frame: Bytes, when: When) -> Queued {
-        self.enqueue_item(Item::Frame(frame), when)
+        self.enqueue_item(Item::Frame(frame), when, Bound::Checked)
     }
 
     /// Queues joins and leaves from others like [`Outbox::enqueue`]. When the last item waiting
@@ -220,10 +228,10 @@ impl Outbox {
                 }
             }
         }
-        self.enqueue_item(Item::Presence(mark), when)
+        self.enqueue_item(Item::Presence(mark), when, Bound::Checked)
     }
 
-    fn enqueue_item(self: &Arc<Self>, item: Item, when: When) -> Queued {
+    fn enqueue_item(self: &Arc<Self>, item: Item, when: When, bound: Bound) -> Queued {
         let mut st = lock(&self.state);
         let accepts = match st.phase {
             Phase::Open => true,
@@ -233,7 +241,8 @@ impl Outbox {
         if !accepts {
             return Queued::refused(when);
         }
-        if when != When::Waiting && self.over_limits(&st, item.cost()) {
+        let bounded = bound == Bound::Checked && when != When::Waiting;
+        if bounded && self.over_limits(&st, item.cost()) {
             let overflow = Overflow {
                 frames: st.queue.len(),
                 bytes: st.bytes,
@@ -356,7 +365,12 @@ impl Outbox {
         if !self.heard_from.swap(false, Ordering::Relaxed) {
             return false;
         }
-        self.enqueue(frame::ping(), When::Now).write();
+        // Not held to the queue's bounds: a ping is two bytes once per interval, and a peer
+        // that takes none of them is dropped by the write timeout. Held to them, it would
+        // close a reading peer with 1008 while a large frame of the peer's own is being
+        // written (a 4 MiB echo: Autobahn case 9.3.6).
+        self.enqueue_item(Item::Frame(frame::ping()), When::Now, Bound::Exempt)
+            .write();
         true
     }
 

@@ -175,6 +175,75 @@ fn past_the_byte_bound_others_frames_close_with_1008_but_the_owners_wait() {
     assert!(socket.written().ends_with(&close));
 }
 
+/// A socket with a reader that takes nothing until the test lets it: a blocking write
+/// waits for that, a non-blocking one finds no room.
+#[derive(Debug, Default)]
+struct HeldSocket {
+    entered: Mutex<Option<mpsc::Sender<()>>>,
+    released: Mutex<bool>,
+    release: Condvar,
+    written: Mutex<Vec<u8>>,
+}
+
+impl Transport for HeldSocket {
+    fn read(&self, _: &mut [u8]) -> io::Result<usize> {
+        Ok(0)
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(entered) = lock(&self.entered).take() {
+            let _ = entered.send(());
+        }
+        let released = lock(&self.released);
+        drop(self.release.wait_while(released, |r| !*r).unwrap());
+        lock(&self.written).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn try_write(&self, _: &[u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+
+    fn shutdown(&self, _: Shutdown) {}
+}
+
+#[test]
+fn a_heartbeat_ping_is_not_refused_while_a_large_frame_of_the_owner_is_written() {
+    // Autobahn 9.3.6: a 4 MiB echo was being written when the heartbeat came, and its ping
+    // took the queue past the byte bound: the peer, reading all along, got 1008.
+    let (entered, in_write) = mpsc::channel();
+    let socket = Arc::new(HeldSocket {
+        entered: Mutex::new(Some(entered)),
+        ..HeldSocket::default()
+    });
+    let limits = QueueLimits {
+        bytes: 100,
+        messages: None,
+    };
+    let outbox = Arc::new(Outbox::new(
+        socket.clone(),
+        "127.0.0.1:1".parse::<std::net::SocketAddr>().unwrap(),
+        Writers::new(limits, Duration::from_secs(2)),
+    ));
+    let echo = frame::text(&"x".repeat(300));
+    let owner = {
+        let (outbox, echo) = (Arc::clone(&outbox), echo.clone());
+        thread::spawn(move || outbox.enqueue(echo, When::Waiting).write())
+    };
+    in_write.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(outbox.heartbeat());
+    assert_eq!(outbox.close_code(), None);
+    *lock(&socket.released) = true;
+    socket.release.notify_all();
+    owner.join().unwrap();
+    wait_until_idle(&outbox);
+    assert_eq!(*lock(&socket.written), [echo, frame::ping()].concat());
+    // A broadcast that does not fit is still refused.
+    assert!(outbox
+        .enqueue(frame::text(&"y".repeat(120)), When::Later)
+        .overflowed());
+}
+
 #[test]
 fn an_optional_count_bound_closes_too() {
     let socket = Socket::with_room(0);
