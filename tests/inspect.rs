@@ -485,3 +485,27 @@ fn the_chat_page_links_to_the_inspector() {
         .text()
         .contains(r#"<a class="nav" href="/inspect">"#));
 }
+
+#[test]
+fn a_message_larger_than_the_queue_bound_is_echoed_and_reported() {
+    // The echo is the visitor's own frame, bounded by its writer waiting; the reports on it
+    // come after and must not find the queue "full" of it.
+    let server = TestServer::start();
+    let mut ins = Inspected::connect(&server);
+    let size = 2 << 20;
+    let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    ins.ws.send(Message::binary(data.clone())).unwrap();
+    let len = size.to_string();
+    ins.wait_frame("out", |f| f.str("len") == Some(len.as_str()));
+    while ins.echoes.is_empty() {
+        let message = ins.ws.read().unwrap();
+        ins.take(message);
+    }
+    assert_eq!(ins.echoes[0], Message::binary(data));
+    ins.ws.send(Message::text("still here")).unwrap();
+    while ins.echoes.len() < 2 {
+        let message = ins.ws.read().unwrap();
+        ins.take(message);
+    }
+    assert_eq!(ins.echoes[1], Message::text("still here"));
+}

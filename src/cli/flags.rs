@@ -110,7 +110,7 @@ pub const FLAGS: &[Flag] = &[
     Flag {
         name: "--queue-bytes",
         takes: Takes::Value("BYTES", |c, v| store(&mut c.queue_bytes, positive(v))),
-        help: "bytes queued for one client before 1008",
+        help: "bytes of others' messages queued for one client before 1008",
         default: |d| bytes(d.queue_bytes),
     },
     Flag {

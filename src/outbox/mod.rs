@@ -19,10 +19,11 @@
 //! - [`When::Soon`]: within [`SOON`] (25 ms), in one round for every queue that asked in that
 //!   time: joins and leaves, so that a storm of them costs each member one write per moment.
 //!
-//! Limits: frames from others (broadcasts) are refused past the byte bound, which closes
+//! Limits: frames from others (broadcasts, pings) are refused past the byte bound, which closes
 //! the connection with 1008 (ws-rs RUSTSEC-2020-0043): a member that reads is never closed for
-//! a burst that fits, one that stopped reading is. A write that makes no progress for the
-//! socket's write timeout drops the connection.
+//! a burst that fits, one that stopped reading is. The connection's own frames count for
+//! nothing against the bound: their writer waits, so there is one at a time. A write that
+//! makes no progress for the socket's write timeout drops the connection.
 //!
 //! Closing: after our close frame is written the write side is shut (FIN) and the connection
 //! lingers, reading and discarding, until the peer closes or [`Writers`]' linger time passes
@@ -56,36 +57,72 @@ const PRESENCE_COST: usize = 64;
 /// What waits in a queue.
 #[derive(Debug)]
 enum Item {
-    /// An encoded frame.
+    /// An encoded frame from others.
     Frame(Bytes),
+    /// An encoded frame of the connection's own ([`When::Waiting`]): its writer waits until
+    /// it is written, so it is bounded by that, not by the queue's bounds, and counts for
+    /// nothing against them. Counted, a large echo would make the queue look full to the
+    /// small frames others queue behind it (a heartbeat ping: Autobahn case 9.3.6).
+    Own(Bytes),
     /// Joins and leaves, made into a frame when written so that later ones can merge into it.
     Presence(PresenceMark),
     /// What a full socket did not take of a batch, put back: already counted as sent, and
     /// possibly the tail of a frame.
-    Rest(Bytes),
+    Rest(Outgoing),
 }
 
 impl Item {
     fn cost(&self) -> usize {
         match self {
-            Item::Frame(frame) | Item::Rest(frame) => frame.len(),
+            Item::Frame(frame) => frame.len(),
+            Item::Own(_) => 0,
             Item::Presence(_) => PRESENCE_COST,
+            Item::Rest(rest) => rest.cost(),
         }
     }
 
     /// The bytes to write and the data frames they start; `None` for presence that adds up
     /// to nothing.
-    fn into_frame(self) -> Option<(Bytes, u64)> {
+    fn into_outgoing(self) -> Option<(Outgoing, u64)> {
+        let others = |bytes| Outgoing { bytes, own: false };
         match self {
             Item::Frame(frame) => {
                 let messages = frame::data_frames(&frame);
-                Some((frame, messages))
+                Some((others(frame), messages))
+            }
+            Item::Own(frame) => {
+                let messages = frame::data_frames(&frame);
+                Some((
+                    Outgoing {
+                        bytes: frame,
+                        own: true,
+                    },
+                    messages,
+                ))
             }
             Item::Presence(mark) => mark.render().map(|frames| {
                 let messages = frame::data_frames(&frames);
-                (frames, messages)
+                (others(frames), messages)
             }),
             Item::Rest(rest) => Some((rest, 0)),
+        }
+    }
+}
+
+/// Bytes taken from the queue to be written, and whether they are the connection's own.
+#[derive(Debug, Clone)]
+struct Outgoing {
+    bytes: Bytes,
+    own: bool,
+}
+
+impl Outgoing {
+    /// What these bytes count for against the byte bound, put back in the queue.
+    fn cost(&self) -> usize {
+        if self.own {
+            0
+        } else {
+            self.bytes.len()
         }
     }
 }
@@ -93,7 +130,7 @@ impl Item {
 /// Frames taken from the queue to be written, what they counted for in it, and the data
 /// frames among them (for the metrics).
 struct Batch {
-    frames: Vec<Bytes>,
+    frames: Vec<Outgoing>,
     cost: usize,
     messages: u64,
 }
@@ -144,14 +181,6 @@ pub struct Outbox {
     drained: Condvar,
     /// Set when anything arrives from the peer, cleared by each heartbeat.
     heard_from: AtomicBool,
-}
-
-/// Whether a frame from others is held to the queue's bounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Bound {
-    Checked,
-    /// The heartbeat's ping: small, and at most one waits (see [`Outbox::heartbeat`]).
-    Exempt,
 }
 
 /// What the turn holder does once the queue is empty, decided under the lock, done after.
@@ -210,7 +239,7 @@ impl Outbox {
     /// instead. The connection's own frames ([`When::Waiting`]) are bounded by their writer
     /// waiting, and are taken until our close frame is queued.
     pub fn enqueue(self: &Arc<Self>, frame: Bytes, when: When) -> Queued {
-        self.enqueue_item(Item::Frame(frame), when, Bound::Checked)
+        self.enqueue_item(Item::Frame(frame), when)
     }
 
     /// Queues joins and leaves from others like [`Outbox::enqueue`]. When the last item waiting
@@ -228,10 +257,10 @@ impl Outbox {
                 }
             }
         }
-        self.enqueue_item(Item::Presence(mark), when, Bound::Checked)
+        self.enqueue_item(Item::Presence(mark), when)
     }
 
-    fn enqueue_item(self: &Arc<Self>, item: Item, when: When, bound: Bound) -> Queued {
+    fn enqueue_item(self: &Arc<Self>, item: Item, when: When) -> Queued {
         let mut st = lock(&self.state);
         let accepts = match st.phase {
             Phase::Open => true,
@@ -241,8 +270,7 @@ impl Outbox {
         if !accepts {
             return Queued::refused(when);
         }
-        let bounded = bound == Bound::Checked && when != When::Waiting;
-        if bounded && self.over_limits(&st, item.cost()) {
+        if when != When::Waiting && self.over_limits(&st, item.cost()) {
             let overflow = Overflow {
                 frames: st.queue.len(),
                 bytes: st.bytes,
@@ -296,6 +324,10 @@ impl Outbox {
         item: Item,
         when: When,
     ) -> Queued {
+        let item = match (item, when) {
+            (Item::Frame(frame), When::Waiting) => Item::Own(frame),
+            (item, _) => item,
+        };
         st.bytes += item.cost();
         st.queue.push_back(item);
         let turn = !st.writing;
@@ -365,12 +397,7 @@ impl Outbox {
         if !self.heard_from.swap(false, Ordering::Relaxed) {
             return false;
         }
-        // Not held to the queue's bounds: a ping is two bytes once per interval, and a peer
-        // that takes none of them is dropped by the write timeout. Held to them, it would
-        // close a reading peer with 1008 while a large frame of the peer's own is being
-        // written (a 4 MiB echo: Autobahn case 9.3.6).
-        self.enqueue_item(Item::Frame(frame::ping()), When::Now, Bound::Exempt)
-            .write();
+        self.enqueue(frame::ping(), When::Now).write();
         true
     }
 
@@ -389,7 +416,7 @@ impl Outbox {
             let mut messages = 0;
             let frames = items
                 .into_iter()
-                .filter_map(Item::into_frame)
+                .filter_map(Item::into_outgoing)
                 .map(|(frame, data)| {
                     messages += data;
                     frame

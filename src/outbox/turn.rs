@@ -1,14 +1,13 @@
 //! Writing a queue: the value [`Outbox::enqueue`] returns ([`Queued`]), and what the holder of
 //! the turn does with it, as [`When`] asks.
 
-use super::{Batch, Item, Outbox, Phase, When};
+use super::{Batch, Item, Outbox, Outgoing, Phase, When};
 use crate::log;
 use crate::sync::lock;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError};
-use tungstenite::Bytes;
 
 /// Why a frame made the queue overflow, for the log line written after any lock is let go.
 #[derive(Debug, Clone, Copy)]
@@ -68,10 +67,14 @@ impl Outbox {
             done = batch.cost;
             messages += batch.messages;
             for (i, frame) in batch.frames.iter().enumerate() {
-                match send_until_blocked(frame, |buf| self.stream.try_write(buf)) {
-                    Ok(n) if n == frame.len() => bytes += n as u64,
+                match send_until_blocked(&frame.bytes, |buf| self.stream.try_write(buf)) {
+                    Ok(n) if n == frame.bytes.len() => bytes += n as u64,
                     Ok(n) => {
-                        self.put_back(batch.cost, frame.slice(n..), &batch.frames[i + 1..]);
+                        let partial = Outgoing {
+                            bytes: frame.bytes.slice(n..),
+                            own: frame.own,
+                        };
+                        self.put_back(batch.cost, partial, &batch.frames[i + 1..]);
                         self.writers.metrics.sent(messages, bytes + n as u64);
                         return false;
                     }
@@ -87,14 +90,14 @@ impl Outbox {
     /// Puts what a full socket did not take back in front of anything newer, unless the
     /// connection died meanwhile. `cost` is what the whole batch counted for. Its frames were
     /// counted as sent when the batch was taken, so they go back as [`Item::Rest`].
-    fn put_back(&self, cost: usize, partial: Bytes, rest: &[Bytes]) {
+    fn put_back(&self, cost: usize, partial: Outgoing, rest: &[Outgoing]) {
         let mut st = lock(&self.state);
         st.bytes = st.bytes.saturating_sub(cost);
         if matches!(st.phase, Phase::Dead(_)) {
             return;
         }
         for frame in rest.iter().rev().chain([&partial]) {
-            st.bytes += frame.len();
+            st.bytes += frame.cost();
             st.queue.push_front(Item::Rest(frame.clone()));
         }
     }
@@ -118,7 +121,7 @@ impl Outbox {
             // large ones are written straight from their shared buffer.
             let mut result = Ok(());
             let mut sent = 0;
-            for frame in frames {
+            for Outgoing { bytes: frame, .. } in frames {
                 if frame.len() >= 16 * 1024 {
                     result = result
                         .and_then(|()| self.write_all(&batch, &mut sent))
