@@ -7,7 +7,7 @@
 //! entry it applied, losing nothing Redis took and repeating nothing (ids only increase).
 //!
 //! This module is what a [`Room`] needs from the cluster, the [`Cluster`] trait, and the parts
-//! that do not need Redis: the stream's entries ([`entry`]) and the reconnect [`backoff`]. The
+//! that do not need Redis: the stream's entries ([`entry`]) and the reconnect `backoff`. The
 //! implementation on Redis is the `redis` module (with the `redis` cargo feature). The room's
 //! side, applying entries under its lock, is in [`crate::room`].
 

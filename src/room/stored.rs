@@ -47,7 +47,8 @@ impl Room {
         }))
     }
 
-    /// Stores and delivers a message of member `id`; see [`Membership::say`].
+    /// Stores and delivers a message of member `id`; see
+    /// [`Membership::say`](crate::room::Membership::say).
     pub(super) fn say(&self, id: u64, from: &Arc<str>, text: &str, when: When) -> Deliveries {
         let mut deliveries = Deliveries::default();
         let mut st = lock_for_queueing(&self.state);
