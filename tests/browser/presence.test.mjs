@@ -14,17 +14,16 @@
 // one, the member list replaced by `members`, and a join of someone it lists and a leave of
 // someone it does not, which may follow it, ignored.
 //
-// `not-sent` is not sent by this server yet (it comes with durable history, when a message
-// cannot be stored). Until then the page's handling of it is tested by routing the page's
-// WebSocket through Playwright (page.routeWebSocket) to the real server: everything passes
-// through unchanged, except one chat message that the route keeps from the server and answers
-// with `not-sent`, as the server will when its disk is full.
+// `not-sent` comes from a real fault: the test lowers the running server's file size limit
+// (`prlimit`, RLIMIT_FSIZE) to the size its room's history file has, so the next message cannot
+// be appended (EFBIG, as on a full disk) and is refused to its sender; raising the limit again
+// lets the following message through.
 //
 // Run by scripts/browser-test. Every wait is bounded and waits on an event or DOM condition.
 
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventEmitter, once } from 'node:events';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -32,7 +31,7 @@ import http from 'node:http';
 import WebSocket from 'ws';
 import {
   ARTIFACTS, T, launchBrowser, memberNames, messages, notices, openPage, send, shot, startServer,
-  stepper, stopServer, submitName, waitJoined, waitMembers, waitMessage,
+  stepper, stopServer, submitName, tempDataDir, waitJoined, waitMembers, waitMessage,
 } from './support.mjs';
 
 const ROOM = 'crowd';
@@ -119,6 +118,7 @@ describe('merged presence, the member list and not-sent in the chat page', { tim
   const { step, failed } = stepper(test);
   const serverLog = [];
   let server = null;
+  const dataDir = tempDataDir();
   let browser = null;
   const problems = [];
   let page = null; // "watcher", the page that falls behind
@@ -204,7 +204,7 @@ describe('merged presence, the member list and not-sent in the chat page', { tim
       '--addr', '127.0.0.1:0', '--rate-limit', '0', '--max-connections-per-ip', '1000',
       // The page is blocked for seconds at a time: neither the heartbeat nor a write that
       // waits on it may drop it meanwhile.
-      '--ping-interval', '0', '--write-timeout', '60',
+      '--ping-interval', '0', '--write-timeout', '60', '--data', dataDir,
     ], serverLog);
     browser = await launchBrowser();
     gate = http.createServer((req, res) => {
@@ -358,64 +358,58 @@ describe('merged presence, the member list and not-sent in the chat page', { tim
   });
 
   step('6. not-sent: the message is marked, the reason shown, the text given back', async () => {
-    // The route passes every frame through to wschat and back, except the message that
-    // "cannot be stored": that one never reaches the server, and the page gets not-sent
-    // when the test releases it.
     const LOST = 'this one the disk could not take';
-    const REASON = 'the server could not store it (disk full)';
-    const held = [];
-    const heldEvents = new EventEmitter();
-    const p = await openPage(browser.context, 'sender', `http://127.0.0.1:${server.port}/#${ROOM}`, problems, {
-      beforeGoto: (pg) => pg.routeWebSocket(/\/chat\//, (route) => {
-        const upstream = route.connectToServer();
-        route.onMessage((message) => {
-          if (message !== LOST) return upstream.send(message);
-          held.push(() => route.send(JSON.stringify({ type: 'not-sent', text: LOST, reason: REASON })));
-          heldEvents.emit('held');
-        });
-      }),
-    });
-    const release = async () => {
-      if (held.length === 0) {
-        const timer = setTimeout(() => heldEvents.emit('error', new Error(`nothing held within ${T} ms`)), T);
-        await once(heldEvents, 'held').finally(() => clearTimeout(timer));
-      }
-      held.shift()();
-    };
+    /** Sets the server's file size limit (soft; the hard one stays unlimited). */
+    const fileSizeLimit = (soft) => execFileSync('prlimit', ['--pid', String(server.proc.pid), `--fsize=${soft}:unlimited`],
+      { timeout: T });
+    const p = await openPage(browser.context, 'sender', `http://127.0.0.1:${server.port}/#${ROOM}`, problems);
+    /** Sends `text` as the form does on Enter and types `next` into the emptied input, in one
+     * task: the real server refuses within a millisecond, and the page must not handle the
+     * refusal before the send (as a wait for the emptied input could let it). */
+    const sendThenType = (text, next) => p.evaluate(([text, next]) => {
+      const input = document.getElementById('message-input');
+      input.value = text;
+      document.getElementById('message-form').requestSubmit();
+      if (input.value !== '') throw new Error(`the input still holds ${JSON.stringify(input.value)} after sending`);
+      input.value = next;
+    }, [text, next]);
     const notSent = (n) => p.waitForFunction((k) => document.querySelectorAll('#log .entry[data-not-sent="true"]').length === k,
       n, { timeout: T });
 
     await submitName(p, 'sender');
     await waitJoined(p, 'sender', ROOM);
     await send(p, 'stored fine');
+    // A message is in the room's file before anyone receives it: the file is whole now.
     await observer.waitFor((e) => e.type === 'message' && e.text === 'stored fine', 'stored fine', 0);
+    const file = path.join(dataDir, 'rooms', `${ROOM}.jsonl`);
+    fileSizeLimit(fs.statSync(file).size);
 
     // With the input empty, the text comes back into it.
-    await send(p, LOST);
-    await release();
+    await sendThenType(LOST, '');
     await notSent(1);
     assert.deepEqual((await messages(p)).filter((m) => m.own).map((m) => [m.text, m.notSent]), [['stored fine', false], [LOST, true]]);
     assert.match(await p.locator('#log .entry[data-not-sent="true"]').innerText(), /not sent/);
-    assert.ok((await p.locator('#log').innerText()).includes(`Your message was not sent: ${REASON}.`));
+    assert.match(await p.locator('#log').innerText(), /Your message was not sent: the server could not store it \(.+\)\./);
     assert.equal(await p.inputValue('#message-input'), LOST, 'the text is back in the input');
     await shot(p, 'not-sent.png');
 
-    // Sent again and refused again, while something else is being typed: that stays.
-    await p.press('#message-input', 'Enter');
-    await p.waitForFunction(() => document.getElementById('message-input').value === '', null, { timeout: T });
-    await p.fill('#message-input', 'half typed');
-    await release();
+    // Sent again and refused again, with something else typed before the refusal comes: that
+    // stays.
+    await sendThenType(LOST, 'half typed');
     await notSent(2);
     assert.equal(await p.inputValue('#message-input'), 'half typed');
     assert.deepEqual((await messages(p)).filter((m) => m.own).map((m) => [m.text, m.notSent]),
       [['stored fine', false], [LOST, true], [LOST, true]]);
 
-    // Nobody received the lost text; what is sent next arrives as usual.
+    // Room on the disk again: nobody received the lost text, and what is sent next arrives
+    // as usual.
+    fileSizeLimit('unlimited');
     await send(p, 'half typed, now sent');
     await observer.waitFor((e) => e.type === 'message' && e.text === 'half typed, now sent', 'the next message', 0);
     await waitMessage(page, 'sender', 'half typed, now sent');
     assert.ok(!observer.events.some((e) => e.type === 'message' && e.text === LOST), 'nobody got the lost one');
     assert.ok(!(await messages(page)).some((m) => m.text === LOST));
+    assert.ok(!fs.readFileSync(file, 'utf8').includes(LOST), 'the lost text is not in the history');
   });
 
   step('7. no console errors, page errors or dialogs', async () => {
