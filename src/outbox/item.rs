@@ -1,5 +1,6 @@
 //! What waits in a connection's queue, and what each thing counts for against its byte bound.
 
+use super::When;
 use crate::frame;
 use crate::presence::PresenceMark;
 use tungstenite::Bytes;
@@ -11,14 +12,8 @@ const PRESENCE_COST: usize = 64;
 /// What waits in a queue.
 #[derive(Debug)]
 pub(super) enum Item {
-    /// An encoded frame from others.
-    Frame(Bytes),
-    /// An encoded frame of the connection's own ([`When::Waiting`](super::When::Waiting)):
-    /// its writer waits until it is written, so it is bounded by that, not by the queue's
-    /// bounds, and counts for nothing against them. Counted, a large echo would make the
-    /// queue look full to the small frames others queue behind it (a heartbeat ping:
-    /// Autobahn case 9.3.6).
-    Own(Bytes),
+    /// An encoded frame.
+    Frame(Outgoing),
     /// Joins and leaves, made into a frame when written so that later ones can merge into it.
     Presence(PresenceMark),
     /// What a full socket did not take of a batch, put back: already counted as sent, and
@@ -27,37 +22,30 @@ pub(super) enum Item {
 }
 
 impl Item {
+    /// An encoded frame, the connection's own when it is queued [`When::Waiting`].
+    pub(super) fn frame(bytes: Bytes, when: When) -> Self {
+        let own = when == When::Waiting;
+        Item::Frame(Outgoing { bytes, own })
+    }
+
     pub(super) fn cost(&self) -> usize {
         match self {
-            Item::Frame(frame) => frame.len(),
-            Item::Own(_) => 0,
+            Item::Frame(out) | Item::Rest(out) => out.cost(),
             Item::Presence(_) => PRESENCE_COST,
-            Item::Rest(rest) => rest.cost(),
         }
     }
 
     /// The bytes to write and the data frames they start; `None` for presence that adds up
     /// to nothing.
     pub(super) fn into_outgoing(self) -> Option<(Outgoing, u64)> {
-        let others = |bytes| Outgoing { bytes, own: false };
         match self {
-            Item::Frame(frame) => {
-                let messages = frame::data_frames(&frame);
-                Some((others(frame), messages))
+            Item::Frame(out) => {
+                let messages = frame::data_frames(&out.bytes);
+                Some((out, messages))
             }
-            Item::Own(frame) => {
-                let messages = frame::data_frames(&frame);
-                Some((
-                    Outgoing {
-                        bytes: frame,
-                        own: true,
-                    },
-                    messages,
-                ))
-            }
-            Item::Presence(mark) => mark.render().map(|frames| {
-                let messages = frame::data_frames(&frames);
-                (others(frames), messages)
+            Item::Presence(mark) => mark.render().map(|bytes| {
+                let messages = frame::data_frames(&bytes);
+                (Outgoing { bytes, own: false }, messages)
             }),
             Item::Rest(rest) => Some((rest, 0)),
         }
@@ -68,11 +56,15 @@ impl Item {
 #[derive(Debug, Clone)]
 pub(super) struct Outgoing {
     pub(super) bytes: Bytes,
+    /// Queued by the connection itself ([`When::Waiting`]): its writer waits until they are
+    /// written, so they are bounded by that, not by the queue's bounds, and count for nothing
+    /// against them. Counted, a large echo would make the queue look full to the small frames
+    /// others queue behind it (a heartbeat ping: Autobahn case 9.3.6).
     pub(super) own: bool,
 }
 
 impl Outgoing {
-    /// What these bytes count for against the byte bound, put back in the queue.
+    /// What these bytes count for against the byte bound.
     pub(super) fn cost(&self) -> usize {
         if self.own {
             0

@@ -156,7 +156,7 @@ impl Outbox {
     /// instead. The connection's own frames ([`When::Waiting`]) are bounded by their writer
     /// waiting, and are taken until our close frame is queued.
     pub fn enqueue(self: &Arc<Self>, frame: Bytes, when: When) -> Queued {
-        self.enqueue_item(Item::Frame(frame), when)
+        self.enqueue_item(Item::frame(frame, when), when)
     }
 
     /// Queues joins and leaves from others like [`Outbox::enqueue`]. When the last item waiting
@@ -232,7 +232,7 @@ impl Outbox {
         when: When,
     ) -> Queued {
         st.phase = Phase::Closing(code);
-        self.push_item(st, Item::Frame(close), when)
+        self.push_item(st, Item::frame(close, when), when)
     }
 
     fn push_item(
@@ -241,10 +241,6 @@ impl Outbox {
         item: Item,
         when: When,
     ) -> Queued {
-        let item = match (item, when) {
-            (Item::Frame(frame), When::Waiting) => Item::Own(frame),
-            (item, _) => item,
-        };
         st.bytes += item.cost();
         st.queue.push_back(item);
         let turn = !st.writing;
