@@ -115,11 +115,9 @@ export async function launchBrowser() {
 }
 
 /** Opens `url` in a new page that records console errors, page errors and dialogs in
- * `problems` (each `{ page, text }`), except console errors `expected(text)` accepts.
- * `beforeGoto(page)` runs before the page loads (to set up routes). */
-export async function openPage(context, label, url, problems, { viewport = DESKTOP, expected = () => false, beforeGoto } = {}) {
+ * `problems` (each `{ page, text }`), except console errors `expected(text)` accepts. */
+export async function openPage(context, label, url, problems, { viewport = DESKTOP, expected = () => false } = {}) {
   const page = await context.newPage();
-  if (beforeGoto) await beforeGoto(page);
   page.setDefaultTimeout(T);
   await page.setViewportSize(viewport);
   page.on('console', (msg) => {
